@@ -1,0 +1,323 @@
+//! Fragmentation of DIMSE messages into P-DATA-TF PDUs and their reassembly (PS3.8 Annex E,
+//! PS3.7 8.1).
+//!
+//! Sending: [`Fragmenter`] cuts a command set and an optional data set into PDVs no larger
+//! than the peer's maximum length allows, each in its own P-DATA-TF. A fragment is a
+//! 12-byte header plus a [`Bytes`] slice of the caller's buffer, so the data set is never
+//! copied: the driver writes header and slice with one vectored write (or copies them
+//! once into its send buffer with [`PDataFragment::encode_into`]).
+//!
+//! Receiving: [`MessageAssembler`] is fed PDVs in arrival order and returns a message
+//! once its last fragment is in. A data set in one fragment is passed on without a copy;
+//! one in several fragments is joined once.
+
+use bytes::{Bytes, BytesMut};
+
+use super::command_set::CommandSet;
+use super::CommandError;
+use crate::pdu::{self, control, PresentationDataValue, PDU_HEADER_LEN, PDV_HEADER_LEN};
+
+/// One P-DATA-TF PDU holding one PDV: the PDU header, the PDV header, and the fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PDataFragment {
+    /// PDU type, reserved, PDU length (4), PDV item length (4), context ID, control header.
+    pub header: [u8; PDU_HEADER_LEN + PDV_HEADER_LEN],
+    pub data: Bytes,
+}
+
+impl PDataFragment {
+    fn new(context_id: u8, control: u8, data: Bytes) -> Self {
+        // Lengths fit in u32: the fragmenter caps fragments at a u32 PDU length.
+        let pdv_len = (data.len() + 2) as u32;
+        let pdu_len = pdv_len + 4;
+        let mut header = [0u8; 12];
+        header[0] = pdu::pdu_type::P_DATA_TF;
+        header[2..6].copy_from_slice(&pdu_len.to_be_bytes());
+        header[6..10].copy_from_slice(&pdv_len.to_be_bytes());
+        header[10] = context_id;
+        header[11] = control;
+        PDataFragment { header, data }
+    }
+
+    /// The PDU's total size on the wire.
+    pub fn len(&self) -> usize {
+        self.header.len() + self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Appends the whole PDU to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header);
+        out.extend_from_slice(&self.data);
+    }
+
+    /// The message control header of the PDV.
+    pub fn control(&self) -> u8 {
+        self.header[11]
+    }
+}
+
+/// Cuts messages into P-DATA-TF PDUs for a peer with a given maximum length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragmenter {
+    max_fragment: usize,
+}
+
+impl Fragmenter {
+    /// `peer_maximum_length` is the peer's Maximum Length sub-item (0 = unlimited): the
+    /// largest P-DATA-TF length field it accepts. Each PDU holds one PDV, whose 6-byte
+    /// header leaves `max - 6` bytes for the fragment (PS3.8 D.1, E).
+    pub fn new(peer_maximum_length: u32) -> Self {
+        let limit = pdu::send_limit(peer_maximum_length) as usize;
+        // A peer announcing less than a PDV header and one byte cannot receive anything;
+        // send one-byte fragments rather than loop forever or panic.
+        Fragmenter {
+            max_fragment: limit.saturating_sub(PDV_HEADER_LEN).max(1),
+        }
+    }
+
+    /// The largest fragment carried in one PDU.
+    pub fn max_fragment(&self) -> usize {
+        self.max_fragment
+    }
+
+    /// The PDUs of one message: the command fragments, then the data set fragments. The
+    /// last fragment of each has the "last" bit (PS3.8 E.2); an empty data set is sent as
+    /// one empty last fragment.
+    pub fn fragments(
+        &self,
+        context_id: u8,
+        command: Bytes,
+        dataset: Option<Bytes>,
+    ) -> impl Iterator<Item = PDataFragment> + '_ {
+        self.split(context_id, control::COMMAND, command).chain(
+            dataset
+                .into_iter()
+                .flat_map(move |d| self.split(context_id, 0, d)),
+        )
+    }
+
+    /// The fragments of one command or data set stream.
+    pub fn split(
+        &self,
+        context_id: u8,
+        kind: u8,
+        mut data: Bytes,
+    ) -> impl Iterator<Item = PDataFragment> + '_ {
+        let mut done = false;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let take = data.len().min(self.max_fragment);
+            let chunk = data.split_to(take);
+            let last = data.is_empty();
+            done = last;
+            let bits = kind | if last { control::LAST } else { 0 };
+            Some(PDataFragment::new(context_id, bits, chunk))
+        })
+    }
+
+    /// Encodes a whole message into one contiguous buffer (one copy of the data set).
+    pub fn encode_message(
+        &self,
+        context_id: u8,
+        command: Bytes,
+        dataset: Option<Bytes>,
+    ) -> Vec<u8> {
+        let total: usize = command.len() + dataset.as_ref().map_or(0, Bytes::len);
+        let mut out = Vec::with_capacity(total + 64);
+        for f in self.fragments(context_id, command, dataset) {
+            f.encode_into(&mut out);
+        }
+        out
+    }
+}
+
+/// A reassembled message: its presentation context, its command set, and its data set
+/// bytes (encoded in the context's transfer syntax), if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub context_id: u8,
+    pub command: CommandSet,
+    pub dataset: Option<Bytes>,
+}
+
+/// Why a sequence of PDVs is not a valid message (PS3.8 Annex E; PS3.7 8.1). A peer that
+/// sends one gets an A-ABORT.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReassemblyError {
+    #[error("a data set fragment arrived before any command (PS3.7 8.1: the command comes first)")]
+    DataBeforeCommand,
+    #[error("a command fragment arrived while the data set of the previous command was expected")]
+    CommandInsteadOfData,
+    #[error(
+        "a fragment on presentation context {got} interleaves the message on context {expected}"
+    )]
+    ContextMismatch { expected: u8, got: u8 },
+    #[error("the message exceeds the {limit}-byte limit on {what}")]
+    TooLarge { what: &'static str, limit: usize },
+    #[error("invalid command set: {0}")]
+    Command(#[from] CommandError),
+}
+
+#[derive(Debug)]
+enum Stage {
+    Idle,
+    Command { context_id: u8 },
+    Data { context_id: u8, command: CommandSet },
+}
+
+/// Reassembles messages from PDVs (PS3.8 Annex E).
+#[derive(Debug)]
+pub struct MessageAssembler {
+    stage: Stage,
+    command: Vec<u8>,
+    chunks: Vec<Bytes>,
+    data_len: usize,
+    max_command: usize,
+    max_dataset: usize,
+}
+
+/// Command sets are small (a few hundred bytes); this bounds what a peer can make us hold.
+pub const DEFAULT_MAX_COMMAND_LENGTH: usize = 64 * 1024;
+
+impl Default for MessageAssembler {
+    fn default() -> Self {
+        MessageAssembler::new(usize::MAX)
+    }
+}
+
+impl MessageAssembler {
+    /// `max_dataset` bounds the data set of one message held in memory.
+    pub fn new(max_dataset: usize) -> Self {
+        MessageAssembler {
+            stage: Stage::Idle,
+            command: Vec::new(),
+            chunks: Vec::new(),
+            data_len: 0,
+            max_command: DEFAULT_MAX_COMMAND_LENGTH,
+            max_dataset,
+        }
+    }
+
+    /// Whether a message is partly received.
+    pub fn in_progress(&self) -> bool {
+        !matches!(self.stage, Stage::Idle)
+    }
+
+    /// Feeds one PDV; returns the message it completes, if any.
+    pub fn push(
+        &mut self,
+        pdv: PresentationDataValue,
+    ) -> Result<Option<ReceivedMessage>, ReassemblyError> {
+        let result = self.push_inner(pdv);
+        if result.is_err() {
+            self.reset();
+        }
+        result
+    }
+
+    fn reset(&mut self) {
+        self.stage = Stage::Idle;
+        self.command.clear();
+        self.chunks.clear();
+        self.data_len = 0;
+    }
+
+    fn push_inner(
+        &mut self,
+        pdv: PresentationDataValue,
+    ) -> Result<Option<ReceivedMessage>, ReassemblyError> {
+        let ctx = pdv.context_id;
+        match std::mem::replace(&mut self.stage, Stage::Idle) {
+            Stage::Idle | Stage::Command { .. } if !pdv.is_command() => {
+                Err(ReassemblyError::DataBeforeCommand)
+            }
+            Stage::Data { .. } if pdv.is_command() => Err(ReassemblyError::CommandInsteadOfData),
+            Stage::Command { context_id } | Stage::Data { context_id, .. } if context_id != ctx => {
+                Err(ReassemblyError::ContextMismatch {
+                    expected: context_id,
+                    got: ctx,
+                })
+            }
+            Stage::Idle | Stage::Command { .. } => {
+                if self.command.len() + pdv.data.len() > self.max_command {
+                    return Err(ReassemblyError::TooLarge {
+                        what: "command sets",
+                        limit: self.max_command,
+                    });
+                }
+                if !pdv.is_last() {
+                    self.command.extend_from_slice(&pdv.data);
+                    self.stage = Stage::Command { context_id: ctx };
+                    return Ok(None);
+                }
+                let command = if self.command.is_empty() {
+                    CommandSet::decode(&pdv.data)?
+                } else {
+                    self.command.extend_from_slice(&pdv.data);
+                    let cs = CommandSet::decode(&self.command);
+                    self.command.clear();
+                    cs?
+                };
+                if command.has_dataset() {
+                    self.stage = Stage::Data {
+                        context_id: ctx,
+                        command,
+                    };
+                    Ok(None)
+                } else {
+                    Ok(Some(ReceivedMessage {
+                        context_id: ctx,
+                        command,
+                        dataset: None,
+                    }))
+                }
+            }
+            Stage::Data {
+                context_id,
+                command,
+            } => {
+                self.data_len += pdv.data.len();
+                if self.data_len > self.max_dataset {
+                    return Err(ReassemblyError::TooLarge {
+                        what: "data sets",
+                        limit: self.max_dataset,
+                    });
+                }
+                let last = pdv.is_last();
+                if !pdv.data.is_empty() {
+                    self.chunks.push(pdv.data);
+                }
+                if !last {
+                    self.stage = Stage::Data {
+                        context_id,
+                        command,
+                    };
+                    return Ok(None);
+                }
+                let dataset = match self.chunks.len() {
+                    0 => Bytes::new(),
+                    1 => self.chunks.pop().unwrap_or_default(),
+                    _ => {
+                        let mut joined = BytesMut::with_capacity(self.data_len);
+                        for c in self.chunks.drain(..) {
+                            joined.extend_from_slice(&c);
+                        }
+                        joined.freeze()
+                    }
+                };
+                self.data_len = 0;
+                Ok(Some(ReceivedMessage {
+                    context_id,
+                    command,
+                    dataset: Some(dataset),
+                }))
+            }
+        }
+    }
+}
