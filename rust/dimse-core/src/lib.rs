@@ -8,3 +8,4 @@
 pub mod message;
 pub mod pdu;
 pub mod uid;
+pub mod ul;

@@ -575,13 +575,11 @@ impl Command {
             })
             | Command::CMoveRsp(CMoveRsp {
                 status, remaining, ..
-            }) => {
-                if status.is_pending() && remaining.is_none() {
-                    return Err(CommandError::ConditionNotMet {
-                        message,
-                        reason: "a pending response must carry Number of Remaining Sub-operations",
-                    });
-                }
+            }) if status.is_pending() && remaining.is_none() => {
+                return Err(CommandError::ConditionNotMet {
+                    message,
+                    reason: "a pending response must carry Number of Remaining Sub-operations",
+                });
             }
             _ => {}
         }

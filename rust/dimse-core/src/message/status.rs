@@ -584,6 +584,14 @@ static GET: &[Row] = &[
     exact(0xFF00, Pending, "Sub-operations are continuing"),
 ];
 
+/// A response built without a status says success: the common case, and what a typed
+/// response's `Default` starts from.
+impl Default for Status {
+    fn default() -> Self {
+        Status::SUCCESS
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1005,13 +1013,5 @@ mod tests {
             .filter(|s| s.is_cancellable())
             .collect();
         assert_eq!(cancellable, [Service::Find, Service::Get, Service::Move]);
-    }
-}
-
-/// A response built without a status says success: the common case, and what a typed
-/// response's `Default` starts from.
-impl Default for Status {
-    fn default() -> Self {
-        Status::SUCCESS
     }
 }

@@ -375,42 +375,66 @@ fn fixed_fields(body: &[u8], context: &'static str) -> Result<(u16, AeTitle, AeT
     Ok((version, AeTitle(called), AeTitle(calling)))
 }
 
-fn decode_associate_rq(body: &[u8]) -> Result<AAssociateRq, PduError> {
-    const CONTEXT: &str = "A-ASSOCIATE-RQ";
-    let (protocol_version, called, calling) = fixed_fields(body, CONTEXT)?;
+/// The variable items of A-ASSOCIATE-RQ/AC: one application context item, presentation
+/// context items of `pc_type` (the other PDU's type is an error), one user information
+/// item, in any order (PS3.8 9.3.2, 9.3.3).
+fn decode_variable_items<T>(
+    data: &[u8],
+    context: &'static str,
+    pc_type: u8,
+    decode_pc: fn(&[u8]) -> Result<T, PduError>,
+) -> Result<(String, Vec<T>, UserInformation), PduError> {
     let mut application_context = None;
     let mut contexts = Vec::new();
     let mut user = None;
-    for item in items(&body[68..], CONTEXT) {
-        let (t, data) = item?;
+    for item in items(data, context) {
+        let (t, body) = item?;
+        let duplicate = PduError::UnexpectedItem {
+            item_type: t,
+            context,
+        };
         match t {
             item_type::APPLICATION_CONTEXT => {
-                if application_context.replace(uid(data)).is_some() {
-                    return Err(PduError::UnexpectedItem {
-                        item_type: t,
-                        context: CONTEXT,
-                    });
+                if application_context.is_some() {
+                    return Err(duplicate);
                 }
+                application_context = Some(uid(body));
             }
-            item_type::PRESENTATION_CONTEXT_RQ => contexts.push(decode_context_rq(data)?),
             item_type::USER_INFORMATION => {
-                if user.replace(decode_user_information(data)?).is_some() {
-                    return Err(PduError::UnexpectedItem {
-                        item_type: t,
-                        context: CONTEXT,
-                    });
+                if user.is_some() {
+                    return Err(duplicate);
                 }
+                user = Some(decode_user_information(body)?);
             }
-            item_type::PRESENTATION_CONTEXT_AC => {
-                return Err(PduError::UnexpectedItem {
-                    item_type: t,
-                    context: CONTEXT,
-                })
+            t if t == pc_type => contexts.push(decode_pc(body)?),
+            item_type::PRESENTATION_CONTEXT_RQ | item_type::PRESENTATION_CONTEXT_AC => {
+                return Err(duplicate)
             }
             _ => {} // Unknown variable items are skipped.
         }
     }
-    if contexts.is_empty() {
+    let application_context = application_context.ok_or(PduError::MissingItem {
+        item: "application context item (0x10)",
+        context,
+    })?;
+    let user = user.ok_or(PduError::MissingItem {
+        item: "user information item (0x50)",
+        context,
+    })?;
+    Ok((application_context, contexts, user))
+}
+
+fn decode_associate_rq(body: &[u8]) -> Result<AAssociateRq, PduError> {
+    const CONTEXT: &str = "A-ASSOCIATE-RQ";
+    let (protocol_version, called, calling) = fixed_fields(body, CONTEXT)?;
+    let (application_context_name, presentation_contexts, user_information) =
+        decode_variable_items(
+            &body[68..],
+            CONTEXT,
+            item_type::PRESENTATION_CONTEXT_RQ,
+            decode_context_rq,
+        )?;
+    if presentation_contexts.is_empty() {
         return Err(PduError::MissingItem {
             item: "presentation context item (0x20)",
             context: CONTEXT,
@@ -420,66 +444,29 @@ fn decode_associate_rq(body: &[u8]) -> Result<AAssociateRq, PduError> {
         protocol_version,
         called_ae_title: called,
         calling_ae_title: calling,
-        application_context_name: application_context.ok_or(PduError::MissingItem {
-            item: "application context item (0x10)",
-            context: CONTEXT,
-        })?,
-        presentation_contexts: contexts,
-        user_information: user.ok_or(PduError::MissingItem {
-            item: "user information item (0x50)",
-            context: CONTEXT,
-        })?,
+        application_context_name,
+        presentation_contexts,
+        user_information,
     })
 }
 
 fn decode_associate_ac(body: &[u8]) -> Result<AAssociateAc, PduError> {
     const CONTEXT: &str = "A-ASSOCIATE-AC";
     let (protocol_version, called, calling) = fixed_fields(body, CONTEXT)?;
-    let mut application_context = None;
-    let mut contexts = Vec::new();
-    let mut user = None;
-    for item in items(&body[68..], CONTEXT) {
-        let (t, data) = item?;
-        match t {
-            item_type::APPLICATION_CONTEXT => {
-                if application_context.replace(uid(data)).is_some() {
-                    return Err(PduError::UnexpectedItem {
-                        item_type: t,
-                        context: CONTEXT,
-                    });
-                }
-            }
-            item_type::PRESENTATION_CONTEXT_AC => contexts.push(decode_context_ac(data)?),
-            item_type::USER_INFORMATION => {
-                if user.replace(decode_user_information(data)?).is_some() {
-                    return Err(PduError::UnexpectedItem {
-                        item_type: t,
-                        context: CONTEXT,
-                    });
-                }
-            }
-            item_type::PRESENTATION_CONTEXT_RQ => {
-                return Err(PduError::UnexpectedItem {
-                    item_type: t,
-                    context: CONTEXT,
-                })
-            }
-            _ => {}
-        }
-    }
+    let (application_context_name, presentation_contexts, user_information) =
+        decode_variable_items(
+            &body[68..],
+            CONTEXT,
+            item_type::PRESENTATION_CONTEXT_AC,
+            decode_context_ac,
+        )?;
     Ok(AAssociateAc {
         protocol_version,
         called_ae_title: called,
         calling_ae_title: calling,
-        application_context_name: application_context.ok_or(PduError::MissingItem {
-            item: "application context item (0x10)",
-            context: CONTEXT,
-        })?,
-        presentation_contexts: contexts,
-        user_information: user.ok_or(PduError::MissingItem {
-            item: "user information item (0x50)",
-            context: CONTEXT,
-        })?,
+        application_context_name,
+        presentation_contexts,
+        user_information,
     })
 }
 
