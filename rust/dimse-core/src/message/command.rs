@@ -140,6 +140,46 @@ fn required<T: FieldValue>(
     }
 }
 
+/// Serde: optional fields that are absent are left out of the serialized form.
+#[cfg(feature = "serde")]
+trait Absent {
+    fn absent(&self) -> bool;
+}
+#[cfg(feature = "serde")]
+impl<T> Absent for Option<T> {
+    fn absent(&self) -> bool {
+        self.is_none()
+    }
+}
+#[cfg(feature = "serde")]
+impl Absent for u16 {
+    fn absent(&self) -> bool {
+        false
+    }
+}
+#[cfg(feature = "serde")]
+impl Absent for String {
+    fn absent(&self) -> bool {
+        false
+    }
+}
+#[cfg(feature = "serde")]
+impl Absent for Status {
+    fn absent(&self) -> bool {
+        false
+    }
+}
+#[cfg(feature = "serde")]
+impl Absent for Priority {
+    fn absent(&self) -> bool {
+        false
+    }
+}
+#[cfg(feature = "serde")]
+fn is_absent<T: Absent>(v: &T) -> bool {
+    v.absent()
+}
+
 macro_rules! field_ty {
     (M, $t:ty) => { $t };
     (U, $t:ty) => { Option<$t> };
@@ -184,7 +224,12 @@ macro_rules! messages {
             #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
             #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
             pub struct $name {
-                $( $(#[$fmeta])* #[cfg_attr(feature = "serde", serde(default))] pub $fname: field_ty!($req, $fty), )*
+                $(
+                    $(#[$fmeta])*
+                    #[cfg_attr(feature = "serde", serde(default))]
+                    #[cfg_attr(feature = "serde", serde(skip_serializing_if = "is_absent"))]
+                    pub $fname: field_ty!($req, $fty),
+                )*
             }
 
             impl $name {

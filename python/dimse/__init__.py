@@ -1,0 +1,55 @@
+"""dimse: DICOM message exchange (PS3.7 DIMSE over the PS3.8 Upper Layer).
+
+The codecs, the association state machine and the network I/O are Rust (``dimse._core``);
+this package is the Python face of it.
+"""
+
+from __future__ import annotations
+
+from dimse import _core
+from dimse._core import (
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    MessageAssembler,
+    PduReader,
+    decode_command_set,
+    decode_message,
+    decode_pdu,
+    encode_command_set,
+    encode_message,
+    encode_pdu,
+    fragment,
+    status_category,
+    status_name,
+)
+from dimse.exceptions import (
+    DimseError,
+    InvalidArgument,
+    InvalidCommandSet,
+    InvalidMessage,
+    InvalidPDU,
+)
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "IMPLEMENTATION_CLASS_UID",
+    "IMPLEMENTATION_VERSION_NAME",
+    "DimseError",
+    "InvalidArgument",
+    "InvalidCommandSet",
+    "InvalidMessage",
+    "InvalidPDU",
+    "MessageAssembler",
+    "PduReader",
+    "__version__",
+    "decode_command_set",
+    "decode_message",
+    "decode_pdu",
+    "encode_command_set",
+    "encode_message",
+    "encode_pdu",
+    "fragment",
+    "status_category",
+    "status_name",
+]

@@ -1,0 +1,52 @@
+"""Type stubs of the ``dimse._core`` extension module (checked by mypy.stubtest in CI)."""
+
+from typing import Any
+
+__version__: str
+IMPLEMENTATION_CLASS_UID: str
+IMPLEMENTATION_VERSION_NAME: str
+
+def decode_command_set(data: bytes) -> dict[str, Any]:
+    """Decode a command set into ``{keyword: value}``."""
+
+def encode_command_set(elements: dict[str, Any]) -> bytes:
+    """Encode ``{keyword: value}`` into a command set with Command Group Length."""
+
+def decode_message(data: bytes) -> dict[str, Any]:
+    """Decode a command set into a typed message dict with ``type`` and ``has_dataset``."""
+
+def encode_message(message: dict[str, Any], has_dataset: bool | None = None) -> bytes:
+    """Encode a typed message dict into a command set."""
+
+def decode_pdu(data: bytes, max_pdu_length: int = 0) -> dict[str, Any]:
+    """Decode one complete PDU into a dict with a ``pdu`` key naming its type."""
+
+def encode_pdu(pdu: dict[str, Any]) -> bytes:
+    """Encode a PDU dict."""
+
+def fragment(
+    context_id: int, command: bytes, dataset: bytes | None = None, max_pdu_length: int = 0
+) -> list[bytes]:
+    """Split a message into encoded P-DATA-TF PDUs no longer than the peer accepts."""
+
+def status_category(code: int, service: str | None = None) -> str:
+    """The category of a status code: Success, Pending, Cancel, Warning or Failure."""
+
+def status_name(code: int, service: str | None = None) -> str | None:
+    """The standard's name of a status code, optionally within a service."""
+
+class PduReader:
+    """Incremental PDU reader: feed bytes, read PDUs as they complete."""
+
+    def __new__(
+        cls, max_pdu_length: int = 0, max_associate_length: int | None = None
+    ) -> PduReader: ...
+    def feed(self, data: bytes) -> None: ...
+    def read(self) -> dict[str, Any] | None: ...
+    def buffered(self) -> int: ...
+
+class MessageAssembler:
+    """Reassembles DIMSE messages from P-DATA-TF PDUs."""
+
+    def __new__(cls, max_dataset_length: int | None = None) -> MessageAssembler: ...
+    def push_pdu(self, pdu: bytes) -> list[tuple[int, bytes, bytes | None]]: ...
