@@ -9,12 +9,7 @@ import pytest
 
 def associate_rq(*items: bytes, called: bytes = b"ANY-SCP", calling: bytes = b"ECHOSCU") -> bytes:
     """An A-ASSOCIATE-RQ (PS3.8 9.3.2) around the given variable items."""
-    fixed = (
-        struct.pack(">HH", 1, 0)
-        + called.ljust(16, b" ")
-        + calling.ljust(16, b" ")
-        + bytes(32)
-    )
+    fixed = struct.pack(">HH", 1, 0) + called.ljust(16, b" ") + calling.ljust(16, b" ") + bytes(32)
     body = fixed + b"".join(items)
     return struct.pack(">BBI", 1, 0, len(body)) + body
 

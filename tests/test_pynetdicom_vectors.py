@@ -39,11 +39,7 @@ PDU_VECTORS = [
 
 def test_every_pdu_vector_is_covered():
     """A new PDU vector in a pynetdicom release must be added here, not silently ignored."""
-    pdus = {
-        name
-        for name in dir(encoded_pdu_items)
-        if name.startswith(("a_", "p_data_tf"))
-    }
+    pdus = {name for name in dir(encoded_pdu_items) if name.startswith(("a_", "p_data_tf"))}
     assert pdus == set(PDU_VECTORS)
 
 
@@ -104,7 +100,11 @@ def test_associate_rq_fields():
     assert rq["calling_ae_title"] == "ECHOSCU"
     assert rq["application_context_name"] == "1.2.840.10008.3.1.1.1"
     assert rq["presentation_contexts"] == [
-        {"id": 1, "abstract_syntax": "1.2.840.10008.1.1", "transfer_syntaxes": ["1.2.840.10008.1.2"]}
+        {
+            "id": 1,
+            "abstract_syntax": "1.2.840.10008.1.1",
+            "transfer_syntaxes": ["1.2.840.10008.1.2"],
+        }
     ]
     items = rq["user_information"]["items"]
     assert {"type": "MaximumLength", "maximum_length": 16382} in items
@@ -200,7 +200,9 @@ def test_quirk_utf8_in_uid_is_kept_not_rejected():
     """A UID with zero-width spaces (a captured quirk) is kept as text: it matches no
     supported abstract syntax, so the acceptor rejects that one context, not the whole
     association."""
-    raw = associate_rq(APP_CONTEXT, encoded_pdu_items.presentation_context_rq_utf8, item(0x50, b""))
+    raw = associate_rq(
+        APP_CONTEXT, encoded_pdu_items.presentation_context_rq_utf8, item(0x50, b"")
+    )
     (pc,) = dimse.decode_pdu(raw)["presentation_contexts"]
     assert "\u200b" in pc["abstract_syntax"]
 

@@ -1,6 +1,23 @@
 """Type stubs of the ``dimse._core`` extension module (checked by mypy.stubtest in CI)."""
 
-from typing import Any
+from typing import Any, final
+
+__all__ = [
+    "IMPLEMENTATION_CLASS_UID",
+    "IMPLEMENTATION_VERSION_NAME",
+    "MessageAssembler",
+    "PduReader",
+    "__version__",
+    "decode_command_set",
+    "decode_message",
+    "decode_pdu",
+    "encode_command_set",
+    "encode_message",
+    "encode_pdu",
+    "fragment",
+    "status_category",
+    "status_name",
+]
 
 __version__: str
 IMPLEMENTATION_CLASS_UID: str
@@ -35,6 +52,7 @@ def status_category(code: int, service: str | None = None) -> str:
 def status_name(code: int, service: str | None = None) -> str | None:
     """The standard's name of a status code, optionally within a service."""
 
+@final
 class PduReader:
     """Incremental PDU reader: feed bytes, read PDUs as they complete."""
 
@@ -45,6 +63,7 @@ class PduReader:
     def read(self) -> dict[str, Any] | None: ...
     def buffered(self) -> int: ...
 
+@final
 class MessageAssembler:
     """Reassembles DIMSE messages from P-DATA-TF PDUs."""
 

@@ -226,7 +226,6 @@ macro_rules! messages {
             pub struct $name {
                 $(
                     $(#[$fmeta])*
-                    #[cfg_attr(feature = "serde", serde(default))]
                     #[cfg_attr(feature = "serde", serde(skip_serializing_if = "is_absent"))]
                     pub $fname: field_ty!($req, $fty),
                 )*
