@@ -55,7 +55,14 @@ def test_exceptions_are_specific_and_subclass_stdlib():
         ),
         ({"type": "C-ECHO-RQ", "affected_sop_class_uid": "1.2"}, "missing field `message_id`"),
         ({"type": "C-WHAT-RQ"}, "C-WHAT-RQ"),
-        ({"type": "C-ECHO-RQ", "affected_sop_class_uid": "1.2", "message_id": 70000}, "message"),
+        (
+            {"type": "C-ECHO-RQ", "affected_sop_class_uid": "1.2", "message_id": 70000},
+            "message_id: ",
+        ),
+        (
+            {"type": "C-ECHO-RQ", "affected_sop_class_uid": "1.2", "message_id": 1, "x": 1},
+            "unknown field `x`",
+        ),
         (
             {"type": "C-FIND-RSP", "message_id_being_responded_to": 1, "status": 0xFF00},
             "pending response must carry an identifier",

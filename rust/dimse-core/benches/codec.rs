@@ -13,8 +13,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use dimse_core::message::command::{CFindRsp, CStoreRq, Priority};
 use dimse_core::message::{Command, CommandSet, Fragmenter, MessageAssembler, Status};
 use dimse_core::pdu::{
-    self, AAssociateRq, AeTitle, Pdu, PduReader, PresentationContextRq, UserInformation,
-    UserItem, APPLICATION_CONTEXT_NAME, PROTOCOL_VERSION,
+    self, AAssociateRq, AeTitle, Pdu, PduReader, PresentationContextRq, UserInformation, UserItem,
+    APPLICATION_CONTEXT_NAME, PROTOCOL_VERSION,
 };
 
 /// A C-STORE-RQ as a modality sends it: every field, UIDs of realistic length.

@@ -3,6 +3,10 @@
 //! PDUs of the wrong size, invalid field values, and random bytes. Nothing may panic; each
 //! error maps to the A-ABORT reason PS3.8 Table 9-26 calls for.
 
+// clippy.toml allows unwrap in #[test] functions; this crate is all test code, helpers and
+// proptest bodies included, so the same applies everywhere in it.
+#![allow(clippy::unwrap_used)]
+
 use bytes::{Bytes, BytesMut};
 use dimse_core::message::{Command, CommandError, CommandSet};
 use dimse_core::pdu::{
@@ -272,10 +276,7 @@ fn truncated_without_patching_is_truncated() {
 fn trailing_bytes_after_a_complete_pdu_are_refused_by_decode() {
     let mut bytes = Pdu::AReleaseRq.encode().unwrap();
     bytes.push(0);
-    assert!(matches!(
-        decode(&bytes),
-        Err(PduError::InvalidValue { .. })
-    ));
+    assert!(matches!(decode(&bytes), Err(PduError::InvalidValue { .. })));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -398,10 +399,7 @@ fn http_request_is_an_unknown_pdu_from_the_first_byte() {
         assert_eq!(e, PduError::UnknownPduType(b'G'));
         assert_eq!(e.abort_reason(), AbortReason::UnrecognizedPdu);
     }
-    assert_eq!(
-        decode(http),
-        Err(PduError::UnknownPduType(b'G'))
-    );
+    assert_eq!(decode(http), Err(PduError::UnknownPduType(b'G')));
     // An empty buffer is simply not enough yet.
     assert_eq!(reader.read(&mut BytesMut::new()), Ok(None));
 }
@@ -465,7 +463,8 @@ fn rq_with_variable_items(variable: &[u8]) -> Vec<u8> {
 }
 
 const APP_CONTEXT: &[u8] = b"\x10\x00\x00\x151.2.840.10008.3.1.1.1";
-const PC: &[u8] = b"\x20\x00\x00\x22\x01\x00\x00\x00\x30\x00\x00\x111.2.840.10008.1.1\x40\x00\x00\x051.2.3";
+const PC: &[u8] =
+    b"\x20\x00\x00\x22\x01\x00\x00\x00\x30\x00\x00\x111.2.840.10008.1.1\x40\x00\x00\x051.2.3";
 
 fn user_info(sub_items: &[u8]) -> Vec<u8> {
     let mut v = vec![0x50, 0x00];
@@ -508,16 +507,16 @@ fn item_lengths_past_the_end() {
     // Fields inside sub-items overrun the sub-item.
     for sub in [
         &[0x54, 0, 0, 4, 0x00, 0x09, 0x31, 0x32][..], // role selection UID length 9
-        &[0x56, 0, 0, 2, 0x00, 0x05][..],            // extended negotiation UID length 5
+        &[0x56, 0, 0, 2, 0x00, 0x05][..],             // extended negotiation UID length 5
         &[0x57, 0, 0, 4, 0x00, 0x00, 0x00, 0x07][..], // service class UID length 7
         &[0x57, 0, 0, 6, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04][..], // related list length 4
         &[0x57, 0, 0, 8, 0, 0, 0, 0, 0, 2, 0, 5][..], // a related UID of 5 in 2 bytes
-        &[0x57, 0, 0, 2, 0x00, 0x00][..],            // the service class UID is missing
-        &[0x58, 0, 0, 1, 0x01][..],                  // user identity without its flags
+        &[0x57, 0, 0, 2, 0x00, 0x00][..],             // the service class UID is missing
+        &[0x58, 0, 0, 1, 0x01][..],                   // user identity without its flags
         &[0x58, 0, 0, 6, 0x01, 0x00, 0x00, 0x08, 0x61, 0x62][..], // primary length 8
         &[0x58, 0, 0, 4, 0x01, 0x00, 0x00, 0x00][..], // the secondary length is missing
-        &[0x59, 0, 0, 3, 0x00, 0x05, 0x61][..],      // server response length 5
-        &[0x59, 0, 0, 0][..],                        // server response length missing
+        &[0x59, 0, 0, 3, 0x00, 0x05, 0x61][..],       // server response length 5
+        &[0x59, 0, 0, 0][..],                         // server response length missing
     ] {
         truncated([APP_CONTEXT, PC, &user_info(sub)].concat());
     }
@@ -530,7 +529,10 @@ fn sub_items_with_wrong_fixed_sizes_or_extra_bytes() {
             &[APP_CONTEXT, PC, &user_info(sub)].concat(),
         ))
         .unwrap_err();
-        assert!(matches!(e, PduError::InvalidValue { .. }), "{sub:02X?}: {e:?}");
+        assert!(
+            matches!(e, PduError::InvalidValue { .. }),
+            "{sub:02X?}: {e:?}"
+        );
         assert_eq!(e.abort_reason(), AbortReason::InvalidPduParameterValue);
     };
     invalid(&[0x51, 0, 0, 2, 0x40, 0x00]); // maximum length of 2 bytes
@@ -603,7 +605,8 @@ fn missing_and_unexpected_items() {
         PduError::MissingItem { .. }
     ));
     // Length 19 = 4 + 5 + 5 + 5.
-    let two_as = b"\x20\x00\x00\x13\x01\x00\x00\x00\x30\x00\x00\x011\x30\x00\x00\x012\x40\x00\x00\x013";
+    let two_as =
+        b"\x20\x00\x00\x13\x01\x00\x00\x00\x30\x00\x00\x011\x30\x00\x00\x012\x40\x00\x00\x013";
     assert!(matches!(
         check([APP_CONTEXT, two_as, &ui].concat(), unexpected),
         PduError::UnexpectedItem {
@@ -621,7 +624,10 @@ fn missing_and_unexpected_items() {
     ));
     // A presentation context item shorter than its 4 fixed bytes.
     assert!(matches!(
-        check([APP_CONTEXT, &b"\x20\x00\x00\x02\x01\x00"[..], &ui].concat(), missing),
+        check(
+            [APP_CONTEXT, &b"\x20\x00\x00\x02\x01\x00"[..], &ui].concat(),
+            missing
+        ),
         PduError::Truncated { .. }
     ));
     // Unknown items of the variable field are skipped.
@@ -670,12 +676,39 @@ fn invalid_field_values() {
     // Two transfer syntaxes, or an abstract syntax, in an AC context.
     let e = with_context(b"\x21\x00\x00\x0E\x01\x00\x00\x00\x40\x00\x00\x011\x40\x00\x00\x012")
         .unwrap_err();
-    assert!(matches!(e, PduError::UnexpectedItem { item_type: 0x40, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            PduError::UnexpectedItem {
+                item_type: 0x40,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     let e = with_context(b"\x21\x00\x00\x09\x01\x00\x00\x00\x30\x00\x00\x011").unwrap_err();
-    assert!(matches!(e, PduError::UnexpectedItem { item_type: 0x30, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            PduError::UnexpectedItem {
+                item_type: 0x30,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // An RQ context in an AC.
     let e = with_context(PC).unwrap_err();
-    assert!(matches!(e, PduError::UnexpectedItem { item_type: 0x20, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            PduError::UnexpectedItem {
+                item_type: 0x20,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     // An A-ASSOCIATE-RQ/AC shorter than its 68 fixed bytes.
     for t in [0x01u8, 0x02] {
         let mut v = vec![t, 0, 0, 0, 0, 67];

@@ -7,6 +7,10 @@
 //! the standard names is decoded as its named variant), and an accepted presentation
 //! context always has a transfer syntax.
 
+// clippy.toml allows unwrap in #[test] functions; this crate is all test code, helpers and
+// proptest bodies included, so the same applies everywhere in it.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
@@ -56,8 +60,9 @@ fn implementation_class_uid() -> impl Strategy<Value = UserItem> {
 }
 
 fn asynchronous_operations_window() -> impl Strategy<Value = UserItem> {
-    (any::<u16>(), any::<u16>())
-        .prop_map(|(invoked, performed)| UserItem::AsynchronousOperationsWindow { invoked, performed })
+    (any::<u16>(), any::<u16>()).prop_map(|(invoked, performed)| {
+        UserItem::AsynchronousOperationsWindow { invoked, performed }
+    })
 }
 
 fn role_selection() -> impl Strategy<Value = UserItem> {
@@ -229,15 +234,13 @@ fn associate_ac() -> impl Strategy<Value = AAssociateAc> {
 }
 
 fn associate_rj() -> impl Strategy<Value = AAssociateRj> {
-    (any::<bool>(), any::<u8>(), any::<u8>()).prop_map(|(permanent, source, reason)| {
-        AAssociateRj {
-            result: if permanent {
-                RejectResult::Permanent
-            } else {
-                RejectResult::Transient
-            },
-            reason: RejectReason::from_values(source, reason),
-        }
+    (any::<bool>(), any::<u8>(), any::<u8>()).prop_map(|(permanent, source, reason)| AAssociateRj {
+        result: if permanent {
+            RejectResult::Permanent
+        } else {
+            RejectResult::Transient
+        },
+        reason: RejectReason::from_values(source, reason),
     })
 }
 
@@ -466,7 +469,10 @@ fn lo() -> impl Strategy<Value = String> {
 }
 
 fn tags() -> impl Strategy<Value = Vec<Tag>> {
-    vec((any::<u16>(), any::<u16>()).prop_map(|(g, e)| Tag(g, e)), 0..5)
+    vec(
+        (any::<u16>(), any::<u16>()).prop_map(|(g, e)| Tag(g, e)),
+        0..5,
+    )
 }
 
 fn priority() -> impl Strategy<Value = Priority> {
@@ -603,7 +609,11 @@ fn c_get_rsp() -> impl Strategy<Value = Command> {
             error_comment: e,
             error_id: f,
             // PS3.7 9.1.3.1.6: a pending response carries the remaining count.
-            remaining: if c.is_pending() { Some(g.unwrap_or(0)) } else { g },
+            remaining: if c.is_pending() {
+                Some(g.unwrap_or(0))
+            } else {
+                g
+            },
             completed: h,
             failed: i,
             warning: j,
@@ -633,7 +643,11 @@ fn c_move_rsp() -> impl Strategy<Value = Command> {
             offending_element: d,
             error_comment: e,
             error_id: f,
-            remaining: if c.is_pending() { Some(g.unwrap_or(0)) } else { g },
+            remaining: if c.is_pending() {
+                Some(g.unwrap_or(0))
+            } else {
+                g
+            },
             completed: h,
             failed: i,
             warning: j,
@@ -968,9 +982,9 @@ fn the_generators_cover_all_23_command_fields() {
     assert_eq!(
         fields,
         [
-            0x0001, 0x0010, 0x0020, 0x0021, 0x0030, 0x0100, 0x0110, 0x0120, 0x0130, 0x0140,
-            0x0150, 0x0FFF, 0x8001, 0x8010, 0x8020, 0x8021, 0x8030, 0x8100, 0x8110, 0x8120,
-            0x8130, 0x8140, 0x8150
+            0x0001, 0x0010, 0x0020, 0x0021, 0x0030, 0x0100, 0x0110, 0x0120, 0x0130, 0x0140, 0x0150,
+            0x0FFF, 0x8001, 0x8010, 0x8020, 0x8021, 0x8030, 0x8100, 0x8110, 0x8120, 0x8130, 0x8140,
+            0x8150
         ]
     );
 }

@@ -12,6 +12,7 @@ use dimse_core::message::status::Service;
 use dimse_core::message::{Command, Status};
 use dimse_core::pdu::{Pdu, PduReader as CoreReader};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 mod error;
@@ -21,8 +22,56 @@ fn to_py<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound
     pythonize::pythonize(py, value).map_err(|e| raise(Kind::Internal, e.to_string()))
 }
 
-fn from_py<T: serde::de::DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
-    pythonize::depythonize(obj).map_err(|e| raise(Kind::InvalidArgument, format!("{what}: {e}")))
+/// Splits a tagged dict into its tag and a copy without the tag (and without `also`).
+fn untag<'py>(
+    obj: &Bound<'py, PyAny>,
+    tag: &str,
+    also: &[&str],
+    what: &str,
+) -> PyResult<(String, Bound<'py, PyDict>)> {
+    let dict = obj
+        .cast::<PyDict>()
+        .map_err(|_| raise(Kind::InvalidArgument, format!("{what} must be a dict")))?
+        .copy()?;
+    let name: String = dict
+        .get_item(tag)?
+        .ok_or_else(|| raise(Kind::InvalidArgument, format!("{what} needs a {tag:?} key")))?
+        .extract()?;
+    dict.del_item(tag)?;
+    for key in also {
+        if dict.contains(key)? {
+            dict.del_item(key)?;
+        }
+    }
+    Ok((name, dict))
+}
+
+/// Deserializes `fields` as the variant `name` of `$ty` (which has `deserialize_named`),
+/// naming the offending field on error, e.g. "C-ECHO-RQ: message_id: out of range".
+macro_rules! deserialize_named {
+    ($ty:ty, $name:expr, $fields:expr) => {{
+        let name: &str = $name;
+        let mut de = pythonize::Depythonizer::from_object($fields);
+        let mut track = serde_path_to_error::Track::new();
+        <$ty>::deserialize_named(
+            name,
+            serde_path_to_error::Deserializer::new(&mut de, &mut track),
+        )
+        .map_err(|e| {
+            let path = track.path().to_string();
+            let at = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            raise(Kind::InvalidArgument, format!("{name}: {at}{e}"))
+        })
+    }};
+}
+
+/// Bytes from Python without a copy: the `Bytes` keeps the Python object alive.
+fn shared(data: PyBackedBytes) -> Bytes {
+    Bytes::from_owner(data)
 }
 
 /// Decodes a command set into `{keyword: value}` (US/UL as int, text as str without
@@ -110,15 +159,12 @@ fn encode_message<'py>(
     message: &Bound<'py, PyDict>,
     has_dataset: Option<bool>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let message = message.copy()?;
     let flag: Option<bool> = match message.get_item("has_dataset")? {
-        Some(v) => {
-            message.del_item("has_dataset")?;
-            Some(v.extract()?)
-        }
+        Some(v) => Some(v.extract()?),
         None => None,
     };
-    let command: Command = from_py(message.as_any(), "message")?;
+    let (name, fields) = untag(message.as_any(), "type", &["has_dataset"], "message")?;
+    let command = deserialize_named!(Command, &name, fields.as_any())?;
     let has_dataset = has_dataset.or(flag).unwrap_or(false);
     let bytes = command
         .encode(has_dataset)
@@ -131,11 +177,11 @@ fn encode_message<'py>(
 #[pyo3(signature = (data, max_pdu_length=0))]
 fn decode_pdu<'py>(
     py: Python<'py>,
-    data: &[u8],
+    data: PyBackedBytes,
     max_pdu_length: u32,
 ) -> PyResult<Bound<'py, PyAny>> {
     let pdu = CoreReader::new(max_pdu_length)
-        .decode(Bytes::copy_from_slice(data))
+        .decode(shared(data))
         .map_err(error::pdu_error)?;
     to_py(py, &pdu)
 }
@@ -143,7 +189,8 @@ fn decode_pdu<'py>(
 /// Encodes a PDU dict (as `decode_pdu` returns).
 #[pyfunction]
 fn encode_pdu<'py>(py: Python<'py>, pdu: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-    let pdu: Pdu = from_py(pdu, "pdu")?;
+    let (name, fields) = untag(pdu, "pdu", &[], "pdu")?;
+    let pdu = deserialize_named!(Pdu, &name, fields.as_any())?;
     let bytes = pdu
         .encode()
         .map_err(|e| raise(Kind::InvalidArgument, e.to_string()))?;
@@ -207,17 +254,13 @@ impl PduReader {
 fn fragment<'py>(
     py: Python<'py>,
     context_id: u8,
-    command: &[u8],
-    dataset: Option<&[u8]>,
+    command: PyBackedBytes,
+    dataset: Option<PyBackedBytes>,
     max_pdu_length: u32,
 ) -> PyResult<Bound<'py, PyList>> {
     let f = Fragmenter::new(max_pdu_length);
     let pdus: Vec<Bound<'py, PyBytes>> = f
-        .fragments(
-            context_id,
-            Bytes::copy_from_slice(command),
-            dataset.map(Bytes::copy_from_slice),
-        )
+        .fragments(context_id, shared(command), dataset.map(shared))
         .map(|frag| {
             PyBytes::new_with(py, frag.len(), |out| {
                 out[..12].copy_from_slice(&frag.header);
@@ -253,9 +296,9 @@ impl MessageAssembler {
 
     /// Feeds one encoded P-DATA-TF PDU; returns the messages it completes as
     /// `(context_id, command_set_bytes, dataset_bytes_or_None)` tuples.
-    fn push_pdu<'py>(&self, py: Python<'py>, pdu: &[u8]) -> PyResult<Vec<Completed<'py>>> {
+    fn push_pdu<'py>(&self, py: Python<'py>, pdu: PyBackedBytes) -> PyResult<Vec<Completed<'py>>> {
         let pdu = CoreReader::new(0)
-            .decode(Bytes::copy_from_slice(pdu))
+            .decode(shared(pdu))
             .map_err(error::pdu_error)?;
         let Pdu::PDataTf(p) = pdu else {
             return Err(raise(

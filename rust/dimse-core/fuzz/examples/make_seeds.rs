@@ -311,7 +311,11 @@ fn pdu_reader_seeds(root: &Path) {
         ),
         (
             "p-data-echo",
-            encode(&p_data(vec![pdv(1, control::COMMAND | control::LAST, &echo)])),
+            encode(&p_data(vec![pdv(
+                1,
+                control::COMMAND | control::LAST,
+                &echo,
+            )])),
         ),
         (
             "p-data-store",

@@ -26,12 +26,20 @@ fn check_decode(data: &[u8]) {
     let raw = CommandSet::decode(data);
     if let Ok(cs) = &raw {
         let encoded = cs.encode();
-        assert_eq!(encoded, data, "an accepted command set must re-encode exactly");
+        assert_eq!(
+            encoded, data,
+            "an accepted command set must re-encode exactly"
+        );
         assert_eq!(cs.encoded_len(), data.len());
         assert_eq!(CommandSet::decode(&encoded).as_ref(), Ok(cs));
         // The accessors must not panic on anything the decoder accepted.
         for (el, _) in cs.iter() {
-            let _ = (cs.get_us(el), cs.get_ul(el), cs.get_str(el), cs.get_tags(el));
+            let _ = (
+                cs.get_us(el),
+                cs.get_ul(el),
+                cs.get_str(el),
+                cs.get_tags(el),
+            );
         }
         let _ = (cs.command_field(), cs.has_dataset(), format!("{cs:?}"));
     }
@@ -39,7 +47,10 @@ fn check_decode(data: &[u8]) {
     let Ok(decoded) = Command::decode(data) else {
         return;
     };
-    assert!(raw.is_ok(), "Command::decode accepted what CommandSet::decode refused");
+    assert!(
+        raw.is_ok(),
+        "Command::decode accepted what CommandSet::decode refused"
+    );
     let _ = (
         decoded.command.name(),
         decoded.command.message_id(),
@@ -79,7 +90,12 @@ fn check_build(data: &[u8]) {
             3 => {
                 let tags: Vec<Tag> = value
                     .chunks_exact(4)
-                    .map(|c| Tag(u16::from_le_bytes([c[0], c[1]]), u16::from_le_bytes([c[2], c[3]])))
+                    .map(|c| {
+                        Tag(
+                            u16::from_le_bytes([c[0], c[1]]),
+                            u16::from_le_bytes([c[2], c[3]]),
+                        )
+                    })
                     .collect();
                 cs.set_tags(element, &tags)
             }
@@ -93,7 +109,10 @@ fn check_build(data: &[u8]) {
         match result {
             Ok(()) if op % 5 != 4 => assert!(cs.contains(element)),
             Ok(()) => {}
-            Err(_) => assert_eq!(cs, before, "a refused set must leave the command set as it was"),
+            Err(_) => assert_eq!(
+                cs, before,
+                "a refused set must leave the command set as it was"
+            ),
         }
     }
     let encoded = cs.encode();
@@ -101,7 +120,10 @@ fn check_build(data: &[u8]) {
     let decoded = CommandSet::decode(&encoded).expect("what the builder accepted must decode");
     assert_eq!(decoded, cs);
     let elements: Vec<u16> = cs.iter().map(|(e, _)| e).collect();
-    assert!(elements.windows(2).all(|w| w[0] < w[1]), "elements out of order");
+    assert!(
+        elements.windows(2).all(|w| w[0] < w[1]),
+        "elements out of order"
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -101,7 +101,11 @@ fn check_message(message: &ReceivedMessage, model: &Model, last: &PresentationDa
         }
         Some(dataset) => {
             assert!(!last.is_command() && command.has_dataset());
-            assert_eq!(dataset[..], model.data[..], "data set bytes differ from the PDVs");
+            assert_eq!(
+                dataset[..],
+                model.data[..],
+                "data set bytes differ from the PDVs"
+            );
         }
     }
 }
@@ -126,7 +130,10 @@ fn justify(e: &ReassemblyError, model: &Model, pdv: &PresentationDataValue, max_
         }
         ReassemblyError::TooLarge { limit, .. } => {
             assert_eq!(*limit, DEFAULT_MAX_COMMAND_LENGTH);
-            assert!(model.command.len() + pdv.data.len() > DEFAULT_MAX_COMMAND_LENGTH, "{e}");
+            assert!(
+                model.command.len() + pdv.data.len() > DEFAULT_MAX_COMMAND_LENGTH,
+                "{e}"
+            );
         }
         ReassemblyError::Command(err) => {
             assert!(pdv.is_command() && pdv.is_last(), "{e}");
@@ -153,7 +160,11 @@ fn check_fragmenter(input: &[u8]) {
         .and_then(|()| {
             command.set_us(
                 tags::COMMAND_DATA_SET_TYPE,
-                if has_dataset { DATA_SET_PRESENT } else { DATA_SET_ABSENT },
+                if has_dataset {
+                    DATA_SET_PRESENT
+                } else {
+                    DATA_SET_ABSENT
+                },
             )
         })
         .and_then(|()| command.set_raw(0x7776, extra))
@@ -164,7 +175,9 @@ fn check_fragmenter(input: &[u8]) {
     let limit = pdu::send_limit(peer_maximum_length) as usize;
     let mut asm = MessageAssembler::default();
     let mut received = None;
-    for fragment in fragmenter.fragments(*context_id, Bytes::from(command.encode()), dataset.clone()) {
+    for fragment in
+        fragmenter.fragments(*context_id, Bytes::from(command.encode()), dataset.clone())
+    {
         assert!(received.is_none(), "a fragment follows the last one");
         assert!(fragment.data.len() <= fragmenter.max_fragment());
         let pdu_length = u32::from_be_bytes([
@@ -176,7 +189,10 @@ fn check_fragmenter(input: &[u8]) {
         assert_eq!(pdu_length + 6, fragment.len());
         // Only a peer announcing room for less than one byte gets oversized PDUs.
         if limit > 6 {
-            assert!(pdu_length <= limit, "PDU of {pdu_length} bytes for a limit of {limit}");
+            assert!(
+                pdu_length <= limit,
+                "PDU of {pdu_length} bytes for a limit of {limit}"
+            );
         }
         let mut wire = Vec::new();
         fragment.encode_into(&mut wire);
@@ -189,7 +205,9 @@ fn check_fragmenter(input: &[u8]) {
         assert_eq!(pdv.context_id, *context_id);
         assert_eq!(pdv.control, fragment.control());
         assert_eq!(pdv.data, fragment.data);
-        received = asm.push(pdv.clone()).expect("our own fragments must reassemble");
+        received = asm
+            .push(pdv.clone())
+            .expect("our own fragments must reassemble");
     }
     let message = received.expect("the last fragment completes the message");
     assert_eq!(message.context_id, *context_id);

@@ -264,6 +264,24 @@ macro_rules! messages {
             $( #[cfg_attr(feature = "serde", serde(rename = $label))] $name($name), )*
         }
 
+        #[cfg(feature = "serde")]
+        impl Command {
+            /// Deserializes the message named `name` (as PS3.7 names it, e.g. "C-ECHO-RQ")
+            /// from its fields alone. Faster than deserializing the tagged enum, which must
+            /// buffer its whole input to find the tag first.
+            pub fn deserialize_named<'de, D: serde::Deserializer<'de>>(
+                name: &str,
+                fields: D,
+            ) -> Result<Command, D::Error> {
+                match name {
+                    $( $label => <$name as serde::Deserialize>::deserialize(fields).map(Command::$name), )*
+                    other => Err(<D::Error as serde::de::Error>::custom(format!(
+                        "unknown message type {other:?}; expected a PS3.7 name such as \"C-ECHO-RQ\""
+                    ))),
+                }
+            }
+        }
+
         impl Command {
             /// The Command Field (0000,0100) value.
             pub fn command_field(&self) -> u16 {
