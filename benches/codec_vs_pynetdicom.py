@@ -167,7 +167,7 @@ def main() -> None:
             pn_rq.encode,
         ),
     ]
-    print(f"| case | dimse ops/s | pynetdicom ops/s | dimse / pynetdicom |")
+    print("| case | dimse ops/s | pynetdicom ops/s | dimse / pynetdicom |")
     print("|---|---:|---:|---:|")
     for name, ours, theirs in cases:
         a = rate(ours, seconds, 2_000_000)
