@@ -6,7 +6,9 @@ this package is the Python face of it.
 
 from __future__ import annotations
 
-from dimse import _core
+from dimse import _core, evt, sop
+from dimse.ae import AE, Server
+from dimse.association import Association
 from dimse._core import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -23,23 +25,50 @@ from dimse._core import (
     status_name,
 )
 from dimse.exceptions import (
+    AcseTimeout,
+    AssociationAborted,
+    AssociationError,
+    AssociationRejected,
+    ConnectFailed,
     DimseError,
+    DimseTimeout,
     InvalidArgument,
     InvalidCommandSet,
     InvalidMessage,
     InvalidPDU,
+    InvalidResponse,
+    NoAcceptedContext,
+    NotEstablished,
 )
+from dimse.presentation import PresentationContext, build_context, build_role
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "AE",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "AcseTimeout",
+    "Association",
+    "AssociationAborted",
+    "AssociationError",
+    "AssociationRejected",
+    "ConnectFailed",
     "DimseError",
+    "DimseTimeout",
     "InvalidArgument",
     "InvalidCommandSet",
     "InvalidMessage",
     "InvalidPDU",
+    "InvalidResponse",
+    "NoAcceptedContext",
+    "NotEstablished",
+    "PresentationContext",
+    "Server",
+    "build_context",
+    "build_role",
+    "evt",
+    "sop",
     "MessageAssembler",
     "PduReader",
     "__version__",

@@ -10,11 +10,20 @@ one conversion point, so catching them here catches them everywhere.
 from __future__ import annotations
 
 __all__ = [
+    "AcseTimeout",
+    "AssociationAborted",
+    "AssociationError",
+    "AssociationRejected",
+    "ConnectFailed",
     "DimseError",
+    "DimseTimeout",
     "InvalidArgument",
     "InvalidCommandSet",
     "InvalidMessage",
     "InvalidPDU",
+    "InvalidResponse",
+    "NoAcceptedContext",
+    "NotEstablished",
 ]
 
 
@@ -43,3 +52,49 @@ class InvalidMessage(DimseError, ValueError):
 
 class InvalidArgument(DimseError, ValueError):
     """An argument passed to dimse is not valid; the message says what to change."""
+
+
+class AssociationError(DimseError):
+    """An association could not be established or did not end normally."""
+
+
+class AssociationRejected(AssociationError):
+    """The peer rejected the association (A-ASSOCIATE-RJ, PS3.8 9.3.4).
+
+    ``result``, ``source`` and ``reason`` hold the reject's values, as numbers; the message
+    names them.
+    """
+
+    def __init__(self, message: str, result: int = 0, source: int = 0, reason: int = 0) -> None:
+        super().__init__(message)
+        self.result = result
+        self.source = source
+        self.reason = reason
+
+
+class AssociationAborted(AssociationError, ConnectionError):
+    """The association was aborted (A-ABORT from the peer, or by the service provider)."""
+
+
+class ConnectFailed(AssociationError, ConnectionError):
+    """No transport connection to the peer (refused, unreachable, or timed out)."""
+
+
+class DimseTimeout(DimseError, TimeoutError):
+    """The peer did not answer within the DIMSE timeout."""
+
+
+class AcseTimeout(AssociationError, TimeoutError):
+    """The peer did not answer association negotiation or release in time."""
+
+
+class NotEstablished(DimseError):
+    """The association is not established (it was rejected, aborted or released)."""
+
+
+class NoAcceptedContext(DimseError, ValueError):
+    """No accepted presentation context fits the request (SOP class, transfer syntax)."""
+
+
+class InvalidResponse(DimseError):
+    """The peer's response does not answer the request (wrong message or Message ID)."""

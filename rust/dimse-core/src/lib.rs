@@ -5,7 +5,11 @@
 //! testable without a network.
 #![forbid(unsafe_code)]
 
+pub mod association;
 pub mod message;
+pub mod negotiation;
+#[cfg(feature = "net")]
+pub mod net;
 pub mod pdu;
 pub mod uid;
 pub mod ul;

@@ -21,6 +21,11 @@ pub enum Kind {
     InvalidArgument,
     /// A bug in dimse.
     Internal,
+    AssociationRejected,
+    AssociationAborted,
+    ConnectFailed,
+    DimseTimeout,
+    NotEstablished,
 }
 
 impl Kind {
@@ -31,6 +36,11 @@ impl Kind {
             Kind::InvalidMessage => "InvalidMessage",
             Kind::InvalidArgument => "InvalidArgument",
             Kind::Internal => "DimseError",
+            Kind::AssociationRejected => "AssociationRejected",
+            Kind::AssociationAborted => "AssociationAborted",
+            Kind::ConnectFailed => "ConnectFailed",
+            Kind::DimseTimeout => "DimseTimeout",
+            Kind::NotEstablished => "NotEstablished",
         }
     }
 }
@@ -54,6 +64,17 @@ pub fn raise(kind: Kind, message: String) -> PyErr {
         Err(e) => PyRuntimeError::new_err(format!(
             "{message} (and dimse.exceptions failed to import: {e})"
         )),
+    })
+}
+
+/// Builds the exception for `kind` with these constructor arguments (message first).
+pub fn raise_with<A>(kind: Kind, args: A) -> PyErr
+where
+    A: pyo3::PyErrArguments + Send + Sync + 'static,
+{
+    Python::attach(|py| match exception_class(py, kind) {
+        Ok(cls) => PyErr::from_type(cls, args),
+        Err(e) => PyRuntimeError::new_err(format!("dimse.exceptions failed to import: {e}")),
     })
 }
 

@@ -16,6 +16,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 mod error;
+mod net;
 use error::{raise, Kind};
 
 fn to_py<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
@@ -380,6 +381,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fragment, m)?)?;
     m.add_function(wrap_pyfunction!(status_category, m)?)?;
     m.add_function(wrap_pyfunction!(status_name, m)?)?;
+    m.add_function(wrap_pyfunction!(net::associate, m)?)?;
+    m.add_class::<net::Association>()?;
+    m.add_class::<net::Server>()?;
     m.add_class::<PduReader>()?;
     m.add_class::<MessageAssembler>()?;
     Ok(())

@@ -1,0 +1,547 @@
+"""The Application Entity: settings, presentation contexts, and both roles."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from dimse import _core, sop
+from dimse.association import Association, ServiceUser
+from dimse.evt import (
+    EVT_ASYNC_OPS,
+    EVT_C_ECHO,
+    EVT_SOP_COMMON,
+    EVT_SOP_EXTENDED,
+    EVT_USER_ID,
+    Event,
+    HandlerArg,
+    normalize_handlers,
+)
+from dimse.exceptions import (
+    AssociationAborted,
+    AssociationRejected,
+    ConnectFailed,
+    InvalidArgument,
+)
+from dimse.pdu_primitives import (
+    AsynchronousOperationsWindowNegotiation,
+    SCP_SCU_RoleSelectionNegotiation,
+    SOPClassCommonExtendedNegotiation,
+    SOPClassExtendedNegotiation,
+    UserIdentityNegotiation,
+)
+from dimse.presentation import PresentationContext, RoleSelection, build_context
+
+__all__ = ["AE", "Server"]
+
+LOGGER = logging.getLogger(__name__)
+
+_IDENTITY_TYPES = {1: "Username", 2: "UsernameAndPasscode", 3: "Kerberos", 4: "Saml", 5: "Jwt"}
+
+
+def _check_ae_title(value: str, what: str = "AE title") -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
+    stripped = value.strip(" ")
+    if not stripped or len(value) > 16 or "\\" in value or not value.isascii():
+        raise InvalidArgument(
+            f"{what} {value!r} is not valid: 1 to 16 ASCII characters, no backslash, "
+            "not all spaces (PS3.5 6.2, AE)"
+        )
+    if any(ord(c) < 0x20 for c in value):
+        raise InvalidArgument(f"{what} {value!r} contains control characters")
+    return stripped
+
+
+class AE:
+    """An Application Entity: the local end of associations, in either role.
+
+    Settings (seconds, ``None`` = no limit): ``acse_timeout`` (negotiation and release),
+    ``dimse_timeout`` (waiting for a response), ``network_timeout`` (no data at all),
+    ``connection_timeout`` (TCP connect); ``maximum_pdu_size`` (the Maximum Length we
+    announce, 0 = unlimited); ``maximum_associations`` (served at once; beyond it the
+    server rejects with "local limit exceeded"); ``require_called_aet`` and
+    ``require_calling_aet`` (acceptor checks).
+    """
+
+    def __init__(self, ae_title: str = "DIMSE") -> None:
+        self._ae_title = _check_ae_title(ae_title)
+        self.acse_timeout: float | None = 30.0
+        self.dimse_timeout: float | None = 30.0
+        self.network_timeout: float | None = 60.0
+        self.connection_timeout: float | None = None
+        self._maximum_pdu_size = 16382
+        self._maximum_associations = 10
+        self.require_called_aet = False
+        self._require_calling_aet: list[str] = []
+        self.handler_threads = 8
+        self._requested: list[PresentationContext] = []
+        self._supported: list[PresentationContext] = []
+        self._servers: list[Server] = []
+
+    # -- settings -----------------------------------------------------------------------
+
+    @property
+    def ae_title(self) -> str:
+        return self._ae_title
+
+    @ae_title.setter
+    def ae_title(self, value: str) -> None:
+        self._ae_title = _check_ae_title(value)
+
+    @property
+    def implementation_class_uid(self) -> str:
+        return _core.IMPLEMENTATION_CLASS_UID
+
+    @property
+    def implementation_version_name(self) -> str:
+        return _core.IMPLEMENTATION_VERSION_NAME
+
+    @property
+    def maximum_pdu_size(self) -> int:
+        return self._maximum_pdu_size
+
+    @maximum_pdu_size.setter
+    def maximum_pdu_size(self, value: int) -> None:
+        if not isinstance(value, int) or not (value == 0 or 7 <= value <= 0xFFFFFFFF):
+            raise InvalidArgument(
+                f"maximum_pdu_size must be 0 (unlimited) or 7..4294967295, not {value!r}"
+            )
+        self._maximum_pdu_size = value
+
+    @property
+    def maximum_associations(self) -> int:
+        return self._maximum_associations
+
+    @maximum_associations.setter
+    def maximum_associations(self, value: int) -> None:
+        if not isinstance(value, int) or value < 1:
+            raise InvalidArgument(f"maximum_associations must be a positive int, not {value!r}")
+        self._maximum_associations = value
+
+    @property
+    def require_calling_aet(self) -> list[str]:
+        return list(self._require_calling_aet)
+
+    @require_calling_aet.setter
+    def require_calling_aet(self, titles: Sequence[str]) -> None:
+        self._require_calling_aet = [_check_ae_title(t, "calling AE title") for t in titles]
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "acse_timeout": self.acse_timeout,
+            "network_timeout": self.network_timeout,
+            "connection_timeout": self.connection_timeout,
+            "maximum_associations": self._maximum_associations,
+        }
+
+    # -- presentation contexts ----------------------------------------------------------
+
+    @property
+    def requested_contexts(self) -> list[PresentationContext]:
+        """The contexts proposed by ``associate()`` (at most 128)."""
+        return list(self._requested)
+
+    @requested_contexts.setter
+    def requested_contexts(self, contexts: Sequence[PresentationContext]) -> None:
+        self._requested = []
+        for c in contexts:
+            self.add_requested_context(c.abstract_syntax, c.transfer_syntax)
+
+    @property
+    def supported_contexts(self) -> list[PresentationContext]:
+        """The contexts a server accepts."""
+        return list(self._supported)
+
+    @supported_contexts.setter
+    def supported_contexts(self, contexts: Sequence[PresentationContext]) -> None:
+        self._supported = []
+        for c in contexts:
+            self.add_supported_context(c.abstract_syntax, c.transfer_syntax, c.scu_role, c.scp_role)
+
+    def add_requested_context(
+        self, abstract_syntax: str, transfer_syntax: str | Sequence[str] | None = None
+    ) -> None:
+        """Proposes ``abstract_syntax`` with these (or the default) transfer syntaxes."""
+        if len(self._requested) >= 128:
+            raise InvalidArgument(
+                "at most 128 presentation contexts can be requested (odd IDs 1-255, PS3.8 9.3.2.2)"
+            )
+        self._requested.append(build_context(abstract_syntax, transfer_syntax))
+
+    def add_supported_context(
+        self,
+        abstract_syntax: str,
+        transfer_syntax: str | Sequence[str] | None = None,
+        scu_role: bool | None = None,
+        scp_role: bool | None = None,
+    ) -> None:
+        """Supports ``abstract_syntax`` with these transfer syntaxes (in preference order).
+        ``scu_role``/``scp_role`` say whether a requestor may take that role when it asks
+        with role selection (default: SCU yes, SCP no)."""
+        pc = build_context(abstract_syntax, transfer_syntax)
+        pc.scu_role, pc.scp_role = scu_role, scp_role
+        for existing in self._supported:
+            if existing.abstract_syntax == pc.abstract_syntax:
+                for ts in pc.transfer_syntax:
+                    existing.add_transfer_syntax(ts)
+                existing.scu_role = scu_role if scu_role is not None else existing.scu_role
+                existing.scp_role = scp_role if scp_role is not None else existing.scp_role
+                return
+        self._supported.append(pc)
+
+    def remove_requested_context(self, abstract_syntax: str) -> None:
+        self._requested = [c for c in self._requested if c.abstract_syntax != abstract_syntax]
+
+    def remove_supported_context(self, abstract_syntax: str) -> None:
+        self._supported = [c for c in self._supported if c.abstract_syntax != abstract_syntax]
+
+    # -- requestor ----------------------------------------------------------------------
+
+    def associate(
+        self,
+        addr: str,
+        port: int,
+        contexts: Sequence[PresentationContext] | None = None,
+        ae_title: str = "ANY-SCP",
+        max_pdu: int | None = None,
+        ext_neg: Sequence[Any] | None = None,
+        evt_handlers: Sequence[HandlerArg] | None = None,
+    ) -> Association:
+        """Requests an association with the AE ``ae_title`` at ``addr:port``.
+
+        Returns the Association established or not (check ``is_established``); used as
+        a context manager it raises ``AssociationRejected``, ``AssociationAborted`` or
+        ``ConnectFailed`` instead.
+        """
+        called = _check_ae_title(ae_title, "called AE title")
+        contexts = list(contexts) if contexts is not None else self._requested
+        if not contexts:
+            raise InvalidArgument(
+                "no presentation context to propose: call ae.add_requested_context() first"
+            )
+        if len(contexts) > 128:
+            raise InvalidArgument("at most 128 presentation contexts can be proposed")
+        normalize_handlers(evt_handlers)
+        params: dict[str, Any] = {
+            "calling_ae_title": self._ae_title,
+            "called_ae_title": called,
+            "contexts": [
+                {
+                    "id": 2 * i + 1,
+                    "abstract_syntax": c.abstract_syntax,
+                    "transfer_syntaxes": list(c.transfer_syntax),
+                }
+                for i, c in enumerate(contexts)
+            ],
+            "max_pdu_length": self._maximum_pdu_size if max_pdu is None else max_pdu,
+            "implementation_class_uid": _core.IMPLEMENTATION_CLASS_UID,
+            "implementation_version_name": _core.IMPLEMENTATION_VERSION_NAME,
+            "async_ops": None,
+            "roles": [],
+            "extended": [],
+            "common_extended": [],
+            "user_identity": None,
+        }
+        for item in ext_neg or []:
+            _add_ext_neg(params, item)
+        requestor = ServiceUser(self._ae_title, "", 0)
+        acceptor = ServiceUser(called, addr, port)
+        assoc = Association(self, requestor, acceptor)
+        try:
+            core = _core.associate(f"{_host(addr)}:{port}", params, self._settings())
+        except (AssociationRejected, AssociationAborted, ConnectFailed) as e:
+            LOGGER.info("association to %s:%s failed: %s", addr, port, e)
+            assoc._failed(e)
+            return assoc
+        assoc._established(core)
+        return assoc
+
+    # -- acceptor -----------------------------------------------------------------------
+
+    def start_server(
+        self,
+        address: tuple[str, int],
+        block: bool = True,
+        evt_handlers: Sequence[HandlerArg] | None = None,
+        ae_title: str | None = None,
+        contexts: Sequence[PresentationContext] | None = None,
+    ) -> Server | None:
+        """Starts a server on ``address`` (host, port; port 0 picks a free one).
+
+        With ``block=False`` returns the running Server (stop it with ``shutdown()``);
+        with ``block=True`` serves until interrupted (Ctrl-C), then shuts down.
+        """
+        supported = list(contexts) if contexts is not None else self._supported
+        if not supported:
+            raise InvalidArgument(
+                "no supported presentation context: call ae.add_supported_context() first"
+            )
+        server = Server(self, address, supported, evt_handlers, ae_title or self._ae_title)
+        self._servers.append(server)
+        if not block:
+            return server
+        try:
+            while server.is_running():
+                time.sleep(0.2)
+        finally:
+            server.shutdown()
+        return None
+
+    def shutdown(self) -> None:
+        """Stops every server this AE started."""
+        for server in self._servers:
+            server.shutdown()
+        self._servers.clear()
+
+
+def _host(addr: str) -> str:
+    return f"[{addr}]" if ":" in addr and not addr.startswith("[") else addr
+
+
+def _add_ext_neg(params: dict[str, Any], item: Any) -> None:
+    if isinstance(item, RoleSelection | SCP_SCU_RoleSelectionNegotiation):
+        role = item if isinstance(item, RoleSelection) else item.as_role()
+        params["roles"].append(
+            {"sop_class_uid": role.sop_class_uid, "scu_role": role.scu_role, "scp_role": role.scp_role}
+        )
+    elif isinstance(item, UserIdentityNegotiation):
+        kind = _IDENTITY_TYPES.get(item.user_identity_type)
+        params["user_identity"] = {
+            "identity_type": kind if kind else {"Other": item.user_identity_type},
+            "positive_response_requested": bool(item.positive_response_requested),
+            "primary": bytes(item.primary_field),
+            "secondary": bytes(item.secondary_field or b""),
+        }
+    elif isinstance(item, SOPClassExtendedNegotiation):
+        params["extended"].append(
+            {
+                "sop_class_uid": item.sop_class_uid,
+                "info": bytes(item.service_class_application_information),
+            }
+        )
+    elif isinstance(item, SOPClassCommonExtendedNegotiation):
+        params["common_extended"].append(
+            {
+                "sop_class_uid": item.sop_class_uid,
+                "service_class_uid": item.service_class_uid,
+                "related_general_sop_classes": list(item.related_general_sop_class_identification),
+            }
+        )
+    elif isinstance(item, AsynchronousOperationsWindowNegotiation):
+        params["async_ops"] = [
+            item.maximum_number_operations_invoked,
+            item.maximum_number_operations_performed,
+        ]
+    else:
+        raise InvalidArgument(
+            f"{item!r} is not an extended negotiation item: use build_role() or the classes "
+            "of dimse.pdu_primitives"
+        )
+
+
+class _AcceptorView:
+    """What handlers see as ``event.assoc`` on the server side."""
+
+    def __init__(self, ae: AE, info: dict[str, Any]) -> None:
+        self.ae = ae
+        n = info["negotiated"]
+        self.requestor = ServiceUser(n["calling_ae_title"], *info["peer"])
+        self.acceptor = ServiceUser(n["called_ae_title"], "", 0)
+        self.requestor.implementation_class_uid = n.get("peer_implementation_class_uid")
+        self.requestor.implementation_version_name = n.get("peer_implementation_version_name")
+        self.requestor.maximum_length = n.get("peer_max_pdu_length")
+        self.negotiated = n
+        self.id = info["id"]
+
+
+class Server:
+    """A running server; ``shutdown()`` stops it."""
+
+    def __init__(
+        self,
+        ae: AE,
+        address: tuple[str, int],
+        contexts: Sequence[PresentationContext],
+        evt_handlers: Sequence[HandlerArg] | None,
+        ae_title: str,
+    ) -> None:
+        self.ae = ae
+        self._handlers = normalize_handlers(evt_handlers)
+        acceptor = {
+            "ae_title": _check_ae_title(ae_title),
+            "require_called_aet": bool(ae.require_called_aet),
+            "allowed_calling_aets": ae.require_calling_aet,
+            "contexts": [
+                {
+                    "abstract_syntax": c.abstract_syntax,
+                    "transfer_syntaxes": list(c.transfer_syntax),
+                    "scu_role": True if c.scu_role is None else bool(c.scu_role),
+                    "scp_role": bool(c.scp_role),
+                }
+                for c in contexts
+            ],
+            "max_pdu_length": ae.maximum_pdu_size,
+            "implementation_class_uid": _core.IMPLEMENTATION_CLASS_UID,
+            "implementation_version_name": _core.IMPLEMENTATION_VERSION_NAME,
+        }
+        host, port = address
+        self._core = _core.Server(
+            host,
+            port,
+            acceptor,
+            ae._settings(),
+            dispatch=self._dispatch,
+            hooks=_Hooks(self),
+            native_echo=EVT_C_ECHO not in self._handlers,
+            handler_threads=ae.handler_threads,
+        )
+
+    @property
+    def server_address(self) -> tuple[str, int]:
+        """The (host, port) listened on."""
+        return self._core.address
+
+    def is_running(self) -> bool:
+        return self._core.is_running()
+
+    def shutdown(self) -> None:
+        """Stops accepting, aborts associations in progress, and waits for them."""
+        self._core.shutdown()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def _call(self, event_type: Any, event: Event) -> Any:
+        (handler, args), *_ = self._handlers[event_type]
+        return handler(event, *args)
+
+    def _dispatch(
+        self, info: dict[str, Any], context_id: int, command: bytes, dataset: bytes | None
+    ) -> list[tuple[int, bytes, bytes | None]]:
+        """Called from the handler pool for every request Rust does not answer itself."""
+        try:
+            request = _core.decode_message(command)
+        except Exception:
+            LOGGER.exception("undecodable request")
+            return []
+        if request["type"] == "C-CANCEL-RQ" or not request["type"].endswith("-RQ"):
+            return []
+        response: dict[str, Any] = {
+            "type": request["type"].replace("-RQ", "-RSP"),
+            "message_id_being_responded_to": request["message_id"],
+        }
+        if "affected_sop_class_uid" in request:
+            response["affected_sop_class_uid"] = request["affected_sop_class_uid"]
+        if request["type"] == "C-ECHO-RQ" and EVT_C_ECHO in self._handlers:
+            event = Event(
+                _AcceptorView(self.ae, info),
+                EVT_C_ECHO,
+                request=_command_dataset(command),
+                context=_context(info, context_id),
+            )
+            try:
+                status = self._call(EVT_C_ECHO, event)
+                response.update(_status_fields(status))
+            except Exception as e:
+                LOGGER.error("the EVT_C_ECHO handler raised:\n%s", traceback.format_exc())
+                response.update(status=0x0110, error_comment=_comment(f"handler raised {e!r}"))
+        else:
+            # Services beyond C-ECHO arrive with the service-user roles issue.
+            response.update(status=0x0211, error_comment="Unrecognized Operation")
+        try:
+            out = _core.encode_message(response, has_dataset=False)
+        except Exception as e:
+            LOGGER.error("invalid handler result: %s", e)
+            response = {k: v for k, v in response.items() if k != "error_comment"}
+            response.update(status=0x0110, error_comment=_comment(f"invalid status: {e}"))
+            out = _core.encode_message(response, has_dataset=False)
+        return [(context_id, out, None)]
+
+
+def _comment(text: str) -> str:
+    # ErrorComment is LO: 64 characters, no backslash (PS3.5 6.2).
+    return text.replace("\\", "/")[:64]
+
+
+def _status_fields(status: Any) -> dict[str, Any]:
+    """A handler's status (an int, or a Dataset with Status and status elements)."""
+    if isinstance(status, Dataset):
+        out: dict[str, Any] = {"status": int(status.Status)}
+        if "ErrorComment" in status:
+            out["error_comment"] = _comment(str(status.ErrorComment))
+        if "ErrorID" in status:
+            out["error_id"] = int(status.ErrorID)
+        return out
+    if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF:
+        return {"status": status}
+    raise InvalidArgument(f"a handler must return a status int or Dataset, not {status!r}")
+
+
+def _command_dataset(command: bytes) -> Dataset:
+    ds = Dataset()
+    for keyword, value in _core.decode_command_set(command).items():
+        if keyword.startswith("("):
+            continue
+        if keyword in ("OffendingElement", "AttributeIdentifierList"):
+            value = [(g << 16) | e for g, e in value]
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _context(info: dict[str, Any], context_id: int) -> PresentationContext | None:
+    for c in info["negotiated"]["contexts"]:
+        if c["id"] == context_id and c.get("transfer_syntax"):
+            return PresentationContext(
+                c["abstract_syntax"], [c["transfer_syntax"]], context_id=context_id, result=0
+            )
+    return None
+
+
+class _Hooks:
+    """Negotiation hooks called from Rust (on a blocking thread) for the EVT_* handlers."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        handlers = server._handlers
+        self.user_identity = self._user_identity if EVT_USER_ID in handlers else None
+        self.sop_extended = self._sop_extended if EVT_SOP_EXTENDED in handlers else None
+        self.async_ops = self._async_ops if EVT_ASYNC_OPS in handlers else None
+        self.sop_common = EVT_SOP_COMMON in handlers
+
+    def _event(self, event_type: Any, **attrs: Any) -> Event:
+        return Event(None, event_type, attrs=attrs)
+
+    def _user_identity(
+        self, kind: int, primary: bytes, secondary: bytes, positive: bool
+    ) -> tuple[bool, bytes | None]:
+        event = self._event(
+            EVT_USER_ID,
+            user_id_type=kind,
+            primary_field=bytes(primary),
+            secondary_field=bytes(secondary),
+        )
+        verified, response = self._server._call(EVT_USER_ID, event)
+        return bool(verified), (bytes(response) if response is not None and positive else None)
+
+    def _sop_extended(self, items: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+        event = self._event(EVT_SOP_EXTENDED, app_info={uid: bytes(i) for uid, i in items})
+        answers = self._server._call(EVT_SOP_EXTENDED, event) or {}
+        return [(str(uid), bytes(info)) for uid, info in dict(answers).items()]
+
+    def _async_ops(self, invoked: int, performed: int) -> tuple[int, int]:
+        event = self._event(EVT_ASYNC_OPS, nr_invoked=invoked, nr_performed=performed)
+        result = self._server._call(EVT_ASYNC_OPS, event)
+        return int(result[0]), int(result[1])
+
+
+# Keep `sop` referenced for users reading this module's namespace.
+_ = sop

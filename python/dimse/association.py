@@ -1,0 +1,273 @@
+"""Associations: the requestor side (``AE.associate``) and what handlers see."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from types import TracebackType
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from dimse import _core, sop
+from dimse.exceptions import (
+    AssociationAborted,
+    AssociationError,
+    DimseTimeout,
+    InvalidResponse,
+    NoAcceptedContext,
+    NotEstablished,
+)
+from dimse.presentation import PresentationContext
+
+__all__ = ["Association", "ServiceUser", "status_dataset"]
+
+LOGGER = logging.getLogger(__name__)
+
+#: Command elements a response's status Dataset carries (PS3.7 Annex C).
+STATUS_KEYWORDS = (
+    "Status",
+    "ErrorComment",
+    "ErrorID",
+    "OffendingElement",
+    "AffectedSOPClassUID",
+    "AffectedSOPInstanceUID",
+    "NumberOfRemainingSuboperations",
+    "NumberOfCompletedSuboperations",
+    "NumberOfFailedSuboperations",
+    "NumberOfWarningSuboperations",
+)
+
+
+def status_dataset(command: bytes) -> Dataset:
+    """A response's Status and optional status elements, as a pydicom Dataset."""
+    elements = _core.decode_command_set(command)
+    ds = Dataset()
+    for keyword in STATUS_KEYWORDS:
+        if keyword in elements:
+            value = elements[keyword]
+            if keyword == "OffendingElement":
+                value = [(g << 16) | e for g, e in value]
+            setattr(ds, keyword, value)
+    return ds
+
+
+class ServiceUser:
+    """One side of an association: its AE title, address and implementation."""
+
+    def __init__(self, ae_title: str, address: str, port: int) -> None:
+        self.ae_title = ae_title
+        self.address = address
+        self.port = port
+        self.implementation_class_uid: str | None = None
+        self.implementation_version_name: str | None = None
+        self.maximum_length: int | None = None
+
+    def __repr__(self) -> str:
+        return f"ServiceUser({self.ae_title!r}, {self.address}:{self.port})"
+
+
+class Association:
+    """An association requested by ``AE.associate()``.
+
+    Whether or not it was accepted, the object is returned, as in pynetdicom: check
+    ``is_established``, ``is_rejected`` (with ``result``, ``result_source`` and
+    ``diagnostic``) and ``is_aborted``. As a context manager it raises the reason it is
+    not established instead, and releases on exit.
+    """
+
+    def __init__(self, ae: Any, requestor: ServiceUser, acceptor: ServiceUser) -> None:
+        self.ae = ae
+        self.requestor = requestor
+        self.acceptor = acceptor
+        self.is_established = False
+        self.is_rejected = False
+        self.is_aborted = False
+        self.is_released = False
+        self.result: int | None = None
+        self.result_source: int | None = None
+        self.diagnostic: int | None = None
+        self.error: Exception | None = None
+        self.accepted_contexts: list[PresentationContext] = []
+        self.rejected_contexts: list[PresentationContext] = []
+        self.negotiated: dict[str, Any] = {}
+        self.dimse_timeout: float | None = ae.dimse_timeout
+        self._core: _core.Association | None = None
+        self._message_ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # -- set up by AE.associate ---------------------------------------------------------
+
+    def _established(self, core: _core.Association) -> None:
+        self._core = core
+        self.is_established = True
+        self.negotiated = core.negotiated()
+        n = self.negotiated
+        self.acceptor.maximum_length = n["peer_max_pdu_length"]
+        self.acceptor.implementation_class_uid = n.get("peer_implementation_class_uid")
+        self.acceptor.implementation_version_name = n.get("peer_implementation_version_name")
+        results = {
+            "Acceptance": 0,
+            "UserRejection": 1,
+            "NoReason": 2,
+            "AbstractSyntaxNotSupported": 3,
+            "TransferSyntaxesNotSupported": 4,
+        }
+        for c in n["contexts"]:
+            ts = [c["transfer_syntax"]] if c.get("transfer_syntax") else ["1.2.840.10008.1.2"]
+            pc = PresentationContext(
+                c["abstract_syntax"] if _is_uid(c["abstract_syntax"]) else "0",
+                ts,
+                context_id=c["id"],
+                scu_role=c["requestor_is_scu"],
+                scp_role=c["requestor_is_scp"],
+                result=results.get(c["result"], 2),
+            )
+            (self.accepted_contexts if pc.result == 0 else self.rejected_contexts).append(pc)
+
+    def _failed(self, error: Exception) -> None:
+        self.error = error
+        if hasattr(error, "result"):
+            self.is_rejected = True
+            self.result = error.result
+            self.result_source = error.source
+            self.diagnostic = error.reason
+        else:
+            self.is_aborted = True
+
+    # -- context manager ----------------------------------------------------------------
+
+    def __enter__(self) -> Association:
+        if not self.is_established:
+            raise self.error or NotEstablished("the association is not established")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.is_established:
+            if exc_type is None or issubclass(exc_type, Exception):
+                self.release()
+            else:
+                self.abort()  # KeyboardInterrupt and friends: do not wait on the peer
+
+    def __repr__(self) -> str:
+        state = (
+            "established"
+            if self.is_established
+            else "rejected"
+            if self.is_rejected
+            else "aborted"
+            if self.is_aborted
+            else "released"
+        )
+        return f"<Association {self.requestor.ae_title} -> {self.acceptor.ae_title} {state}>"
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    def _require(self) -> _core.Association:
+        if not self.is_established or self._core is None:
+            raise NotEstablished(
+                "the association is not established"
+                + (f" ({self.error})" if self.error else "")
+                + ": check is_established, or use it as a context manager"
+            )
+        return self._core
+
+    def release(self) -> None:
+        """Releases the association (A-RELEASE), waiting at most the ACSE timeout."""
+        if not self.is_established or self._core is None:
+            return
+        try:
+            self._core.release(self.ae.acse_timeout or 30.0)
+            self.is_released = True
+        except AssociationError:
+            self.is_aborted = True
+        finally:
+            self.is_established = False
+
+    def abort(self) -> None:
+        """Aborts the association (A-ABORT, service-user source)."""
+        if self._core is not None and self.is_established:
+            self._core.abort()
+        self.is_established = False
+        self.is_aborted = True
+
+    # -- DIMSE --------------------------------------------------------------------------
+
+    def _context_for(self, abstract_syntax: str) -> PresentationContext:
+        for pc in self.accepted_contexts:
+            if pc.abstract_syntax == abstract_syntax and pc.scu_role is not False:
+                return pc
+        proposed = ", ".join(sorted({p.abstract_syntax for p in self.accepted_contexts})) or "none"
+        raise NoAcceptedContext(
+            f"no accepted presentation context for {abstract_syntax}; "
+            f"accepted abstract syntaxes: {proposed}. Add it with ae.add_requested_context()"
+        )
+
+    def _next_message_id(self, msg_id: int | None) -> int:
+        if msg_id is not None:
+            if not 0 <= msg_id <= 0xFFFF:
+                raise ValueError(f"msg_id must be 0..65535, not {msg_id}")
+            return msg_id
+        with self._lock:
+            return next(self._message_ids) % 0x10000
+
+    def _exchange(
+        self, context_id: int, request: dict[str, Any], dataset: bytes | None
+    ) -> tuple[dict[str, Any], bytes, bytes | None]:
+        """Sends a request and returns its response (decoded, raw command, data set)."""
+        core = self._require()
+        command = _core.encode_message(request, has_dataset=dataset is not None)
+        try:
+            event = core.request(context_id, command, dataset, self.dimse_timeout)
+        except DimseTimeout:
+            LOGGER.warning("no response within the DIMSE timeout: aborting the association")
+            self.abort()
+            raise
+        except AssociationAborted:
+            self.is_established = False
+            self.is_aborted = True
+            raise
+        kind = event[0]
+        if kind != "message":
+            self.is_established = False
+            self.is_aborted = True
+            if kind == "aborted":
+                raise AssociationAborted(
+                    f"the peer aborted the association (A-ABORT source {event[1]}, reason {event[2]})"
+                )
+            raise AssociationAborted(f"the association ended: {event[1:] or kind}")
+        response = _core.decode_message(event[2])
+        expected = request["type"].replace("-RQ", "-RSP")
+        if (
+            response["type"] != expected
+            or response.get("message_id_being_responded_to") != request["message_id"]
+        ):
+            self.abort()
+            raise InvalidResponse(
+                f"expected a {expected} to message {request['message_id']}, got a "
+                f"{response['type']} to {response.get('message_id_being_responded_to')}"
+            )
+        return response, event[2], event[3]
+
+    def send_c_echo(self, msg_id: int | None = None) -> Dataset:
+        """Sends a C-ECHO request (Verification, PS3.4 A) and returns the response status
+        as a Dataset (``.Status``). A failure status is returned, not raised; an abort or a
+        timeout raises."""
+        pc = self._context_for(sop.Verification)
+        request = {
+            "type": "C-ECHO-RQ",
+            "affected_sop_class_uid": sop.Verification,
+            "message_id": self._next_message_id(msg_id),
+        }
+        _response, command, _ = self._exchange(pc.context_id or 1, request, None)
+        return status_dataset(command)
+
+
+def _is_uid(value: str) -> bool:
+    return bool(value) and len(value) <= 64 and all(c.isdigit() or c == "." for c in value)

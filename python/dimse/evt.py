@@ -1,0 +1,119 @@
+"""Events and handlers, as in pynetdicom: ``evt_handlers=[(evt.EVT_C_ECHO, handler)]``.
+
+Intervention events expect an answer from their handler (a status, a verdict); a
+notification event only informs, and costs nothing unless a handler is bound to it.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+__all__ = [
+    "EVT_ABORTED",
+    "EVT_ACCEPTED",
+    "EVT_ASYNC_OPS",
+    "EVT_CONN_CLOSE",
+    "EVT_CONN_OPEN",
+    "EVT_C_ECHO",
+    "EVT_ESTABLISHED",
+    "EVT_REJECTED",
+    "EVT_RELEASED",
+    "EVT_REQUESTED",
+    "EVT_SOP_COMMON",
+    "EVT_SOP_EXTENDED",
+    "EVT_USER_ID",
+    "Event",
+    "EventType",
+    "HandlerArg",
+]
+
+
+@dataclass(frozen=True)
+class EventType:
+    """An event; ``is_intervention`` says whether its handler must answer."""
+
+    name: str
+    description: str
+    is_intervention: bool
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO request received", True)
+EVT_USER_ID = EventType("EVT_USER_ID", "user identity negotiation", True)
+EVT_SOP_EXTENDED = EventType("EVT_SOP_EXTENDED", "SOP class extended negotiation", True)
+EVT_SOP_COMMON = EventType("EVT_SOP_COMMON", "SOP class common extended negotiation", True)
+EVT_ASYNC_OPS = EventType("EVT_ASYNC_OPS", "asynchronous operations window negotiation", True)
+
+EVT_ESTABLISHED = EventType("EVT_ESTABLISHED", "association established", False)
+EVT_RELEASED = EventType("EVT_RELEASED", "association released", False)
+EVT_ABORTED = EventType("EVT_ABORTED", "association aborted", False)
+EVT_REJECTED = EventType("EVT_REJECTED", "association rejected", False)
+EVT_REQUESTED = EventType("EVT_REQUESTED", "association requested", False)
+EVT_ACCEPTED = EventType("EVT_ACCEPTED", "association accepted", False)
+EVT_CONN_OPEN = EventType("EVT_CONN_OPEN", "connection opened", False)
+EVT_CONN_CLOSE = EventType("EVT_CONN_CLOSE", "connection closed", False)
+
+#: A handler binding: (event, handler) or (event, handler, [extra args]).
+HandlerArg = (
+    tuple[EventType, Callable[..., Any]] | tuple[EventType, Callable[..., Any], Sequence[Any]]
+)
+
+
+@dataclass
+class Event:
+    """What a handler receives.
+
+    ``assoc`` is the association the event came on; ``request`` the request's command set
+    as a pydicom Dataset (``event.request.MessageID``); ``context`` the presentation
+    context; ``timestamp`` when the event was raised.
+    """
+
+    assoc: Any
+    event: EventType
+    request: Dataset | None = None
+    context: Any = None
+    timestamp: datetime.datetime = field(default_factory=datetime.datetime.now)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def message_id(self) -> int | None:
+        """The request's Message ID."""
+        if self.request is None:
+            return None
+        value = self.request.get("MessageID")
+        return int(value) if value is not None else None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["attrs"][name]
+        except KeyError:
+            raise AttributeError(f"{self.event.name} has no attribute {name!r}") from None
+
+
+def normalize_handlers(
+    handlers: Sequence[HandlerArg] | None,
+) -> dict[EventType, list[tuple[Callable[..., Any], Sequence[Any]]]]:
+    """Checks and groups handler bindings by event."""
+    out: dict[EventType, list[tuple[Callable[..., Any], Sequence[Any]]]] = {}
+    for binding in handlers or []:
+        if not isinstance(binding, tuple) or len(binding) not in (2, 3):
+            raise TypeError(
+                f"a handler binding is (event, handler) or (event, handler, args), not {binding!r}"
+            )
+        event, handler = binding[0], binding[1]
+        args = binding[2] if len(binding) == 3 else ()
+        if not isinstance(event, EventType):
+            raise TypeError(f"{event!r} is not an event: use one of dimse.evt.EVT_*")
+        if not callable(handler):
+            raise TypeError(f"the handler for {event.name} is not callable: {handler!r}")
+        if event.is_intervention and event in out:
+            raise ValueError(f"{event.name} is an intervention event: bind only one handler to it")
+        out.setdefault(event, []).append((handler, args))
+    return out

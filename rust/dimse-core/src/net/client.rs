@@ -1,0 +1,232 @@
+//! The requestor side: connect, negotiate, then exchange messages through a [`Client`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::driver::{self, Request};
+use crate::association::{Association, AssociationError, AssociationEvent, Limits};
+use crate::negotiation::Negotiated;
+use crate::pdu::{AAssociateRj, AAssociateRq};
+use crate::ul::Timeouts;
+
+/// Settings of one requestor association.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// How long to wait for the TCP connection.
+    pub connect_timeout: Duration,
+    /// ARTIM, and the ACSE wait for the A-ASSOCIATE-AC and A-RELEASE-RP.
+    pub timeouts: Timeouts,
+    /// Abort when nothing arrives for this long (None: never).
+    pub network_timeout: Option<Duration>,
+    pub limits: Limits,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(30),
+            timeouts: Timeouts::default(),
+            network_timeout: None,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why an association could not be established.
+#[derive(Debug, thiserror::Error)]
+pub enum AssociateError {
+    #[error("could not connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no TCP connection to {addr} within {timeout:?}")]
+    ConnectTimeout { addr: String, timeout: Duration },
+    #[error("association rejected: {0:?}")]
+    Rejected(AAssociateRj),
+    #[error("association aborted during negotiation: {0}")]
+    Aborted(String),
+}
+
+/// Why an established association failed a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("{0}")]
+    Invalid(#[from] AssociationError),
+    #[error("the association is closed")]
+    Closed,
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+}
+
+/// An established association, as seen by its user. Cloneable handles are not offered:
+/// one user drives one association, and dropping it aborts an association left open.
+#[derive(Debug)]
+pub struct Client {
+    requests: mpsc::Sender<Request>,
+    events: Mutex<mpsc::Receiver<AssociationEvent>>,
+    negotiated: Negotiated,
+    peer: SocketAddr,
+}
+
+/// Events waiting for the user, at most: the bound is what makes a fast peer wait.
+const EVENT_QUEUE: usize = 16;
+
+/// Connects to `addr` and negotiates `rq`. Established or not, the TCP connection is closed
+/// when this fails.
+pub async fn associate(
+    addr: &str,
+    rq: AAssociateRq,
+    config: ClientConfig,
+) -> Result<Client, AssociateError> {
+    let stream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await
+    {
+        Err(_) => {
+            return Err(AssociateError::ConnectTimeout {
+                addr: addr.to_owned(),
+                timeout: config.connect_timeout,
+            })
+        }
+        Ok(Err(source)) => {
+            return Err(AssociateError::Connect {
+                addr: addr.to_owned(),
+                source,
+            })
+        }
+        Ok(Ok(s)) => s,
+    };
+    // Without TCP_NODELAY every small PDU waits on Nagle and delayed ACKs (~40 ms).
+    let _ = stream.set_nodelay(true);
+    let peer = stream
+        .peer_addr()
+        .map_err(|source| AssociateError::Connect {
+            addr: addr.to_owned(),
+            source,
+        })?;
+    let now = Instant::now();
+    let mut assoc = Association::requestor(rq, config.timeouts, config.limits, now);
+    assoc.transport_connected(now);
+    let (req_tx, req_rx) = mpsc::channel(4);
+    let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
+    tokio::spawn(driver::run(
+        stream,
+        assoc,
+        req_rx,
+        ev_tx,
+        config.network_timeout,
+    ));
+    match ev_rx.recv().await {
+        Some(AssociationEvent::Established(negotiated)) => Ok(Client {
+            requests: req_tx,
+            events: Mutex::new(ev_rx),
+            negotiated: *negotiated,
+            peer,
+        }),
+        Some(AssociationEvent::Rejected(rj)) => Err(AssociateError::Rejected(rj)),
+        Some(AssociationEvent::Aborted(a)) => Err(AssociateError::Aborted(format!(
+            "the peer sent A-ABORT (source {:?}, reason {:?})",
+            a.source, a.reason
+        ))),
+        Some(AssociationEvent::ProviderAborted(why)) => Err(AssociateError::Aborted(why)),
+        Some(other) => Err(AssociateError::Aborted(format!(
+            "unexpected event during negotiation: {other:?}"
+        ))),
+        None => Err(AssociateError::Aborted(
+            "the connection closed during negotiation".to_owned(),
+        )),
+    }
+}
+
+impl Client {
+    /// What was negotiated.
+    pub fn negotiated(&self) -> &Negotiated {
+        &self.negotiated
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    async fn request(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), AssociationError>>) -> Request,
+    ) -> Result<(), LinkError> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(make(tx))
+            .await
+            .map_err(|_| LinkError::Closed)?;
+        rx.await
+            .map_err(|_| LinkError::Closed)?
+            .map_err(LinkError::from)
+    }
+
+    /// Queues one message for sending (command set and data set bytes).
+    pub async fn send(
+        &self,
+        context_id: u8,
+        command: Bytes,
+        dataset: Option<Bytes>,
+    ) -> Result<(), LinkError> {
+        self.request(|done| Request::Send {
+            context_id,
+            command,
+            dataset,
+            done,
+        })
+        .await
+    }
+
+    /// The next event (a message, a release request, an abort), waiting at most `timeout`.
+    pub async fn next_event(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<AssociationEvent, LinkError> {
+        let mut events = self.events.lock().await;
+        let next = match timeout {
+            Some(t) => tokio::time::timeout(t, events.recv())
+                .await
+                .map_err(|_| LinkError::Timeout(t))?,
+            None => events.recv().await,
+        };
+        next.ok_or(LinkError::Closed)
+    }
+
+    /// Answers the peer's release request.
+    pub async fn release_response(&self) -> Result<(), LinkError> {
+        self.requests
+            .send(Request::ReleaseResponse)
+            .await
+            .map_err(|_| LinkError::Closed)
+    }
+
+    /// Releases the association and waits for the peer's A-RELEASE-RP (bounded by the
+    /// ACSE timeout in the state machine, and `timeout` here). Messages that arrive
+    /// meanwhile are dropped.
+    pub async fn release(&self, timeout: Duration) -> Result<(), LinkError> {
+        self.request(|done| Request::Release { done }).await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_event(Some(left)).await? {
+                AssociationEvent::Released => return Ok(()),
+                // Release collision: answer it (PS3.8 Sta9/Sta12 paths).
+                AssociationEvent::ReleaseRequested => self.release_response().await?,
+                AssociationEvent::Aborted(_) | AssociationEvent::ProviderAborted(_) => {
+                    return Err(LinkError::Closed)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Aborts the association (A-ABORT, service-user source).
+    pub async fn abort(&self) {
+        let _ = self.requests.send(Request::Abort).await;
+    }
+}

@@ -1,0 +1,11 @@
+//! The network driver (tokio): the only code that touches sockets and clocks. Each
+//! association is one task that owns its socket and its sans-io [`Association`]; users talk
+//! to it through bounded channels, so a peer that sends faster than the user consumes is
+//! slowed down by TCP, not buffered without limit.
+
+mod client;
+mod driver;
+mod server;
+
+pub use client::{associate, AssociateError, Client, ClientConfig, LinkError};
+pub use server::{serve, AssociationInfo, Response, ServerConfig, Service, ServiceFuture};

@@ -1,0 +1,211 @@
+//! The acceptor side: listen, one task per association, a cap on associations, graceful
+//! shutdown. What to do with each request is the [`Service`]'s business.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::driver::{self, Request};
+use crate::association::{Association, AssociationEvent, Limits};
+use crate::message::fragment::ReceivedMessage;
+use crate::negotiation::{self, AcceptorHooks, AcceptorParams, Negotiated};
+use crate::ul::Timeouts;
+
+/// Settings of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub acceptor: AcceptorParams,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    /// Associations served at once; beyond it, A-ASSOCIATE-RJ (transient, local limit
+    /// exceeded).
+    pub max_associations: usize,
+    /// Abort an association when nothing arrives for this long (None: never).
+    pub network_timeout: Option<Duration>,
+}
+
+/// One response to send: context, command set, data set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub context_id: u8,
+    pub command: Bytes,
+    pub dataset: Option<Bytes>,
+}
+
+/// What a service knows about the association a request came on.
+#[derive(Debug, Clone)]
+pub struct AssociationInfo {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub negotiated: Arc<Negotiated>,
+}
+
+pub type ServiceFuture = Pin<Box<dyn Future<Output = Vec<Response>> + Send>>;
+
+/// The performing side of the DIMSE services: negotiation hooks and request handling.
+/// Requests of one association are handled one at a time, in order.
+pub trait Service: Send + Sync + 'static {
+    /// The negotiation hooks for one incoming association.
+    fn hooks(&self, peer: SocketAddr) -> Box<dyn AcceptorHooks + Send>;
+    /// Handles one request; the responses are sent in order.
+    fn handle(&self, assoc: &AssociationInfo, message: ReceivedMessage) -> ServiceFuture;
+    /// Notification that an association ended (released, aborted, closed).
+    fn closed(&self, _assoc: &AssociationInfo, _how: &str) {}
+}
+
+/// Serves associations on `listener` until `shutdown` turns true; then stops accepting
+/// and waits for the associations in progress to end.
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    service: Arc<dyn Service>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(config.max_associations.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next_id = 0u64;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else {
+                    // EMFILE and friends: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                next_id += 1;
+                let id = next_id;
+                let permit = permits.clone().try_acquire_owned().ok();
+                let config = config.clone();
+                let service = service.clone();
+                let shutdown = shutdown.clone();
+                tasks.spawn(async move {
+                    serve_one(stream, peer, id, config, service, permit.is_some(), shutdown).await;
+                    drop(permit);
+                });
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Events waiting for the association's handler, at most.
+const EVENT_QUEUE: usize = 8;
+
+async fn serve_one(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    config: Arc<ServerConfig>,
+    service: Arc<dyn Service>,
+    within_limit: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let now = Instant::now();
+    let assoc = Association::acceptor(
+        config.timeouts,
+        config.acceptor.max_pdu_length,
+        config.limits,
+        now,
+    );
+    let (req_tx, req_rx) = mpsc::channel(EVENT_QUEUE);
+    let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
+    let driver = tokio::spawn(driver::run(
+        stream,
+        assoc,
+        req_rx,
+        ev_tx,
+        config.network_timeout,
+    ));
+    let mut info: Option<AssociationInfo> = None;
+    let mut how = "closed";
+    let mut watching = true;
+    loop {
+        let event = tokio::select! {
+            e = ev_rx.recv() => e,
+            _ = shutdown.changed(), if watching => {
+                // Graceful shutdown (or the server handle dropped): abort what is in
+                // progress, then keep driving it to its close.
+                watching = false;
+                let _ = req_tx.send(Request::Abort).await;
+                how = "aborted by server shutdown";
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
+        match event {
+            AssociationEvent::Requested(rq) => {
+                let verdict = if within_limit {
+                    let mut hooks = service.hooks(peer);
+                    negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
+                } else {
+                    Err(negotiation::reject_local_limit())
+                };
+                let request = match verdict {
+                    Ok((ac, negotiated)) => {
+                        info = Some(AssociationInfo {
+                            id,
+                            peer,
+                            negotiated: Arc::new(negotiated.clone()),
+                        });
+                        Request::Accept {
+                            ac,
+                            negotiated: Box::new(negotiated),
+                        }
+                    }
+                    Err(rj) => {
+                        how = "rejected";
+                        Request::Reject(rj)
+                    }
+                };
+                if req_tx.send(request).await.is_err() {
+                    break;
+                }
+            }
+            AssociationEvent::Message(message) => {
+                let Some(assoc) = info.as_ref() else { continue };
+                for response in service.handle(assoc, message).await {
+                    let (done, _ignored) = tokio::sync::oneshot::channel();
+                    if req_tx
+                        .send(Request::Send {
+                            context_id: response.context_id,
+                            command: response.command,
+                            dataset: response.dataset,
+                            done,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+            AssociationEvent::ReleaseRequested => {
+                how = "released";
+                let _ = req_tx.send(Request::ReleaseResponse).await;
+            }
+            AssociationEvent::Released => how = "released",
+            AssociationEvent::Aborted(_) => how = "aborted by the peer",
+            AssociationEvent::ProviderAborted(_) => how = "aborted",
+            AssociationEvent::Established(_) | AssociationEvent::Rejected(_) => {}
+        }
+    }
+    drop(req_tx);
+    let _ = driver.await;
+    if let Some(assoc) = info.as_ref() {
+        service.closed(assoc, how);
+    }
+}

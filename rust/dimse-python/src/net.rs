@@ -1,0 +1,552 @@
+//! Associations and servers for Python: the tokio runtime, the one helper for every
+//! blocking call, and the Python-side service (handlers on a bounded pool of threads).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dimse_core::association::{AssociationEvent, Limits};
+use dimse_core::message::command::{CEchoRsp, Command};
+use dimse_core::message::fragment::ReceivedMessage;
+use dimse_core::message::Status;
+use dimse_core::negotiation::{
+    AcceptorHooks, AcceptorParams, ExtendedNegotiation, RequestorParams, UserIdentity,
+    UserIdentityVerdict,
+};
+use dimse_core::net::{
+    self, AssociateError, AssociationInfo, Client, LinkError, Response, ServiceFuture,
+};
+use dimse_core::ul::Timeouts;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+use tokio::sync::{watch, Semaphore};
+
+use crate::error::{raise, raise_with, Kind};
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("dimse-io")
+            .enable_all()
+            .build()
+            // Without a runtime nothing can run; there is no better answer than to stop.
+            .unwrap_or_else(|e| panic!("dimse could not start its tokio runtime: {e}"))
+    })
+}
+
+/// Runs `fut` on the runtime with the GIL released; Ctrl-C raises KeyboardInterrupt
+/// (signals are checked every 100 ms, with the GIL taken back just for that).
+pub fn block_on<T: Send>(
+    py: Python<'_>,
+    fut: impl std::future::Future<Output = T> + Send,
+) -> PyResult<T> {
+    py.detach(|| {
+        runtime().block_on(async {
+            tokio::pin!(fut);
+            loop {
+                tokio::select! {
+                    out = &mut fut => return Ok(out),
+                    () = tokio::time::sleep(Duration::from_millis(100)) => {
+                        Python::attach(|py| py.check_signals())?;
+                    }
+                }
+            }
+        })
+    })
+}
+
+fn seconds(v: Option<f64>) -> Option<Duration> {
+    v.filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Settings shared by both roles, from the AE's attributes.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+struct Settings {
+    acse_timeout: Option<f64>,
+    network_timeout: Option<f64>,
+    connection_timeout: Option<f64>,
+    #[serde(default)]
+    maximum_associations: Option<usize>,
+}
+
+impl Settings {
+    fn timeouts(&self) -> Timeouts {
+        let acse = seconds(self.acse_timeout).unwrap_or(Duration::MAX);
+        Timeouts {
+            // ARTIM bounds waiting for the RQ and for the peer's close: the ACSE timeout
+            // is the user's word on how long negotiation may take.
+            artim: seconds(self.acse_timeout).unwrap_or(Duration::from_secs(30)),
+            acse,
+        }
+    }
+}
+
+fn depythonize<T: serde::de::DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
+    let mut de = pythonize::Depythonizer::from_object(obj);
+    let mut track = serde_path_to_error::Track::new();
+    T::deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track)).map_err(|e| {
+        let path = track.path().to_string();
+        raise(Kind::InvalidArgument, format!("{what}: {path}: {e}"))
+    })
+}
+
+/// Connects and negotiates; raises AssociationRejected, AssociationAborted or ConnectFailed.
+#[pyfunction]
+pub fn associate(
+    py: Python<'_>,
+    address: String,
+    params: &Bound<'_, PyAny>,
+    settings: &Bound<'_, PyAny>,
+) -> PyResult<Association> {
+    let params: RequestorParams = depythonize(params, "association parameters")?;
+    let settings: Settings = depythonize(settings, "AE settings")?;
+    let rq = params
+        .build_rq()
+        .map_err(|e| raise(Kind::InvalidArgument, e.to_string()))?;
+    let config = net::ClientConfig {
+        connect_timeout: seconds(settings.connection_timeout).unwrap_or(Duration::from_secs(30)),
+        timeouts: settings.timeouts(),
+        network_timeout: seconds(settings.network_timeout),
+        limits: Limits::default(),
+    };
+    let result = block_on(py, net::associate(&address, rq, config))?;
+    match result {
+        Ok(client) => Ok(Association {
+            client: Arc::new(client),
+        }),
+        Err(AssociateError::Rejected(rj)) => {
+            let result = match rj.result {
+                dimse_core::pdu::RejectResult::Permanent => 1u8,
+                dimse_core::pdu::RejectResult::Transient => 2u8,
+            };
+            let (source, reason) = rj.reason.values();
+            let message = format!(
+                "association rejected by {address}: {} (result {result}, source {source}, reason {reason})",
+                reject_text(source, reason),
+            );
+            Err(raise_with(
+                Kind::AssociationRejected,
+                (message, result, source, reason),
+            ))
+        }
+        Err(e @ (AssociateError::Connect { .. } | AssociateError::ConnectTimeout { .. })) => {
+            Err(raise(Kind::ConnectFailed, e.to_string()))
+        }
+        Err(e @ AssociateError::Aborted(_)) => Err(raise(Kind::AssociationAborted, e.to_string())),
+    }
+}
+
+fn reject_text(source: u8, reason: u8) -> &'static str {
+    match (source, reason) {
+        (1, 1) => "service-user: no reason given",
+        (1, 2) => "service-user: application context name not supported",
+        (1, 3) => "service-user: calling AE title not recognized",
+        (1, 7) => "service-user: called AE title not recognized",
+        (2, 1) => "service-provider (ACSE): no reason given",
+        (2, 2) => "service-provider (ACSE): protocol version not supported",
+        (3, 1) => "service-provider (presentation): temporary congestion",
+        (3, 2) => "service-provider (presentation): local limit exceeded",
+        _ => "reserved source/reason",
+    }
+}
+
+fn link_error(e: LinkError) -> PyErr {
+    match e {
+        LinkError::Timeout(t) => raise(
+            Kind::DimseTimeout,
+            format!(
+                "the peer did not answer within {:.3} s (the DIMSE timeout)",
+                t.as_secs_f64()
+            ),
+        ),
+        LinkError::Closed => raise(
+            Kind::AssociationAborted,
+            "the association is closed".to_owned(),
+        ),
+        LinkError::Invalid(e) => raise(Kind::NotEstablished, e.to_string()),
+    }
+}
+
+/// An established association (requestor side).
+#[pyclass(frozen, module = "dimse._core")]
+pub struct Association {
+    client: Arc<Client>,
+}
+
+fn event_to_py<'py>(py: Python<'py>, event: AssociationEvent) -> PyResult<Bound<'py, PyTuple>> {
+    Ok(match event {
+        AssociationEvent::Message(m) => message_tuple(py, m)?,
+        AssociationEvent::ReleaseRequested => PyTuple::new(py, ["release_requested"])?,
+        AssociationEvent::Released => PyTuple::new(py, ["released"])?,
+        AssociationEvent::Aborted(a) => {
+            ("aborted", a.source.value(), a.reason.value()).into_pyobject(py)?
+        }
+        AssociationEvent::ProviderAborted(why) => ("provider_aborted", why).into_pyobject(py)?,
+        other => ("other", format!("{other:?}")).into_pyobject(py)?,
+    })
+}
+
+fn message_tuple<'py>(py: Python<'py>, m: ReceivedMessage) -> PyResult<Bound<'py, PyTuple>> {
+    (
+        "message",
+        m.context_id,
+        PyBytes::new(py, &m.command.encode()),
+        m.dataset.map(|d| PyBytes::new(py, &d)),
+    )
+        .into_pyobject(py)
+}
+
+#[pymethods]
+impl Association {
+    /// What was negotiated, as a dict.
+    fn negotiated<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        pythonize::pythonize(py, self.client.negotiated())
+            .map_err(|e| raise(Kind::Internal, e.to_string()))
+    }
+
+    /// The peer's (host, port).
+    fn peer(&self) -> (String, u16) {
+        let p = self.client.peer();
+        (p.ip().to_string(), p.port())
+    }
+
+    /// Sends one message (command set bytes, data set bytes).
+    #[pyo3(signature = (context_id, command, dataset=None))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        context_id: u8,
+        command: PyBackedBytes,
+        dataset: Option<PyBackedBytes>,
+    ) -> PyResult<()> {
+        let client = self.client.clone();
+        block_on(py, async move {
+            client
+                .send(
+                    context_id,
+                    Bytes::from_owner(command),
+                    dataset.map(Bytes::from_owner),
+                )
+                .await
+        })?
+        .map_err(link_error)
+    }
+
+    /// The next event: ("message", context_id, command, dataset), ("release_requested",),
+    /// ("released",), ("aborted", source, reason) or ("provider_aborted", why).
+    #[pyo3(signature = (timeout=None))]
+    fn receive<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyTuple>> {
+        let client = self.client.clone();
+        let event = block_on(py, async move { client.next_event(seconds(timeout)).await })?
+            .map_err(link_error)?;
+        event_to_py(py, event)
+    }
+
+    /// Sends a message, then waits for the next event (typically its response).
+    #[pyo3(signature = (context_id, command, dataset=None, timeout=None))]
+    fn request<'py>(
+        &self,
+        py: Python<'py>,
+        context_id: u8,
+        command: PyBackedBytes,
+        dataset: Option<PyBackedBytes>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let client = self.client.clone();
+        let event = block_on(py, async move {
+            client
+                .send(
+                    context_id,
+                    Bytes::from_owner(command),
+                    dataset.map(Bytes::from_owner),
+                )
+                .await?;
+            client.next_event(seconds(timeout)).await
+        })?
+        .map_err(link_error)?;
+        event_to_py(py, event)
+    }
+
+    /// Answers the peer's release request.
+    fn release_response(&self, py: Python<'_>) -> PyResult<()> {
+        let client = self.client.clone();
+        block_on(py, async move { client.release_response().await })?.map_err(link_error)
+    }
+
+    /// Releases the association; waits at most `timeout` seconds for the A-RELEASE-RP.
+    #[pyo3(signature = (timeout=30.0))]
+    fn release(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let client = self.client.clone();
+        let t = seconds(Some(timeout)).unwrap_or(Duration::from_secs(30));
+        block_on(py, async move { client.release(t).await })?.map_err(link_error)
+    }
+
+    /// Aborts the association (A-ABORT, service-user source).
+    fn abort(&self, py: Python<'_>) -> PyResult<()> {
+        let client = self.client.clone();
+        block_on(py, async move { client.abort().await })
+    }
+}
+
+/// The Python side of a server: handlers run on a bounded pool of blocking threads, never
+/// on the I/O threads; C-ECHO is answered natively unless Python asked to see it.
+struct PyService {
+    dispatch: Option<Arc<Py<PyAny>>>,
+    hooks: Option<Arc<Py<PyAny>>>,
+    native_echo: bool,
+    pool: Arc<Semaphore>,
+}
+
+fn echo_response(message: &ReceivedMessage) -> Option<Response> {
+    let decoded = Command::from_command_set(&message.command).ok()?;
+    let Command::CEchoRq(rq) = decoded.command else {
+        return None;
+    };
+    let rsp = Command::CEchoRsp(CEchoRsp {
+        affected_sop_class_uid: Some(rq.affected_sop_class_uid),
+        message_id_being_responded_to: rq.message_id,
+        status: Status::SUCCESS,
+        ..Default::default()
+    });
+    let command = rsp.encode(false).ok()?;
+    Some(Response {
+        context_id: message.context_id,
+        command: Bytes::from(command),
+        dataset: None,
+    })
+}
+
+fn assoc_dict<'py>(py: Python<'py>, info: &AssociationInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("id", info.id)?;
+    d.set_item("peer", (info.peer.ip().to_string(), info.peer.port()))?;
+    d.set_item(
+        "negotiated",
+        pythonize::pythonize(py, info.negotiated.as_ref())
+            .map_err(|e| raise(Kind::Internal, e.to_string()))?,
+    )?;
+    Ok(d)
+}
+
+impl net::Service for PyService {
+    fn hooks(&self, _peer: SocketAddr) -> Box<dyn AcceptorHooks + Send> {
+        Box::new(PyHooks {
+            hooks: self.hooks.clone(),
+        })
+    }
+
+    fn handle(&self, assoc: &AssociationInfo, message: ReceivedMessage) -> ServiceFuture {
+        let is_echo = message.command.command_field() == Some(0x0030);
+        let Some(dispatch) = self
+            .dispatch
+            .clone()
+            .filter(|_| !(is_echo && self.native_echo))
+        else {
+            let out = echo_response(&message).into_iter().collect();
+            return Box::pin(std::future::ready(out));
+        };
+        let pool = self.pool.clone();
+        let info = assoc.clone();
+        Box::pin(async move {
+            let Ok(_permit) = pool.acquire_owned().await else {
+                return Vec::new();
+            };
+            let joined = tokio::task::spawn_blocking(move || {
+                Python::attach(|py| -> PyResult<Vec<Response>> {
+                    let command = PyBytes::new(py, &message.command.encode());
+                    let dataset = message.dataset.as_ref().map(|d| PyBytes::new(py, d));
+                    let out = dispatch.call1(
+                        py,
+                        (assoc_dict(py, &info)?, message.context_id, command, dataset),
+                    )?;
+                    let items: Vec<(u8, PyBackedBytes, Option<PyBackedBytes>)> = out.extract(py)?;
+                    Ok(items
+                        .into_iter()
+                        .map(|(context_id, command, dataset)| Response {
+                            context_id,
+                            command: Bytes::from_owner(command),
+                            dataset: dataset.map(Bytes::from_owner),
+                        })
+                        .collect())
+                })
+                .unwrap_or_else(|e| {
+                    // The dispatcher turns handler errors into failure statuses itself; an
+                    // error here is a bug in it. Say so, and answer an echo at least.
+                    Python::attach(|py| e.print(py));
+                    echo_response(&message).into_iter().collect()
+                })
+            })
+            .await;
+            joined.unwrap_or_default()
+        })
+    }
+}
+
+/// Negotiation hooks backed by a Python object with optional methods `user_identity`,
+/// `sop_extended`, `async_ops` (the EVT_USER_ID, EVT_SOP_EXTENDED, EVT_ASYNC_OPS handlers).
+struct PyHooks {
+    hooks: Option<Arc<Py<PyAny>>>,
+}
+
+impl PyHooks {
+    fn call<T: for<'a, 'py> FromPyObject<'a, 'py>>(
+        &self,
+        name: &str,
+        args: impl for<'py> IntoPyObject<'py, Target = PyTuple>,
+    ) -> Option<T> {
+        let hooks = self.hooks.as_ref()?;
+        Python::attach(|py| {
+            let obj = hooks.bind(py);
+            let method = obj.getattr(name).ok().filter(|m| !m.is_none())?;
+            let args = match args.into_pyobject(py) {
+                Ok(a) => pyo3::BoundObject::into_bound(a),
+                Err(e) => {
+                    Into::<PyErr>::into(e).print(py);
+                    return None;
+                }
+            };
+            match method
+                .call1(args)
+                .and_then(|r| r.extract::<T>().map_err(Into::into))
+            {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    e.print(py);
+                    None
+                }
+            }
+        })
+    }
+}
+
+impl AcceptorHooks for PyHooks {
+    fn user_identity(&mut self, identity: &UserIdentity) -> UserIdentityVerdict {
+        let args = (
+            identity.identity_type.value(),
+            identity.primary.to_vec(),
+            identity.secondary.to_vec(),
+            identity.positive_response_requested,
+        );
+        match self.call::<(bool, Option<Vec<u8>>)>("user_identity", args) {
+            Some((true, response)) => UserIdentityVerdict::Accept {
+                response: response.map(Bytes::from),
+            },
+            Some((false, _)) => UserIdentityVerdict::Reject,
+            None if self.hooks.is_some() => UserIdentityVerdict::Accept { response: None },
+            None => UserIdentityVerdict::Accept { response: None },
+        }
+    }
+
+    fn sop_extended(&mut self, proposed: &[ExtendedNegotiation]) -> Vec<ExtendedNegotiation> {
+        let items: Vec<(String, Vec<u8>)> = proposed
+            .iter()
+            .map(|e| (e.sop_class_uid.clone(), e.info.to_vec()))
+            .collect();
+        self.call::<Vec<(String, Vec<u8>)>>("sop_extended", (items,))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(sop_class_uid, info)| ExtendedNegotiation {
+                sop_class_uid,
+                info: Bytes::from(info),
+            })
+            .collect()
+    }
+
+    fn async_ops(&mut self, invoked: u16, performed: u16) -> (u16, u16) {
+        self.call::<(u16, u16)>("async_ops", (invoked, performed))
+            .unwrap_or((1, 1))
+    }
+}
+
+/// A running server.
+#[pyclass(frozen, module = "dimse._core")]
+pub struct Server {
+    shutdown: watch::Sender<bool>,
+    address: SocketAddr,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[pymethods]
+impl Server {
+    #[new]
+    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        host: String,
+        port: u16,
+        acceptor: &Bound<'_, PyAny>,
+        settings: &Bound<'_, PyAny>,
+        dispatch: Option<Py<PyAny>>,
+        hooks: Option<Py<PyAny>>,
+        native_echo: bool,
+        handler_threads: usize,
+    ) -> PyResult<Server> {
+        let acceptor: AcceptorParams = depythonize(acceptor, "server parameters")?;
+        let settings: Settings = depythonize(settings, "AE settings")?;
+        let config = Arc::new(net::ServerConfig {
+            acceptor,
+            timeouts: settings.timeouts(),
+            limits: Limits::default(),
+            max_associations: settings.maximum_associations.unwrap_or(10).max(1),
+            network_timeout: seconds(settings.network_timeout),
+        });
+        let service = Arc::new(PyService {
+            dispatch: dispatch.map(Arc::new),
+            hooks: hooks.map(Arc::new),
+            native_echo,
+            pool: Arc::new(Semaphore::new(handler_threads.max(1))),
+        });
+        let addr = format!("{host}:{port}");
+        let listener = block_on(py, async move { tokio::net::TcpListener::bind(addr).await })?
+            .map_err(|e| {
+                raise(
+                    Kind::InvalidArgument,
+                    format!("cannot listen on {host}:{port}: {e}"),
+                )
+            })?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| raise(Kind::Internal, e.to_string()))?;
+        let (tx, rx) = watch::channel(false);
+        let task = runtime().spawn(net::serve(listener, config, service, rx));
+        Ok(Server {
+            shutdown: tx,
+            address,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The (host, port) the server listens on (the port is chosen when 0 was asked).
+    #[getter]
+    fn address(&self) -> (String, u16) {
+        (self.address.ip().to_string(), self.address.port())
+    }
+
+    /// Stops accepting, aborts the associations in progress, waits for them to end.
+    #[pyo3(signature = (timeout=10.0))]
+    fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let _ = self.shutdown.send(true);
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            let t = seconds(Some(timeout)).unwrap_or(Duration::from_secs(10));
+            block_on(py, async move {
+                let _ = tokio::time::timeout(t, task).await;
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the server is still running.
+    fn is_running(&self) -> bool {
+        self.task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+    }
+}
