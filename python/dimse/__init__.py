@@ -7,8 +7,6 @@ this package is the Python face of it.
 from __future__ import annotations
 
 from dimse import _core, evt, sop
-from dimse.ae import AE, Server
-from dimse.association import Association
 from dimse._core import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -24,6 +22,8 @@ from dimse._core import (
     status_category,
     status_name,
 )
+from dimse.ae import AE, Server
+from dimse.association import Association
 from dimse.exceptions import (
     AcseTimeout,
     AssociationAborted,
@@ -61,24 +61,24 @@ __all__ = [
     "InvalidMessage",
     "InvalidPDU",
     "InvalidResponse",
+    "MessageAssembler",
     "NoAcceptedContext",
     "NotEstablished",
+    "PduReader",
     "PresentationContext",
     "Server",
+    "__version__",
     "build_context",
     "build_role",
-    "evt",
-    "sop",
-    "MessageAssembler",
-    "PduReader",
-    "__version__",
     "decode_command_set",
     "decode_message",
     "decode_pdu",
     "encode_command_set",
     "encode_message",
     "encode_pdu",
+    "evt",
     "fragment",
+    "sop",
     "status_category",
     "status_name",
 ]

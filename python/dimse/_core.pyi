@@ -1,13 +1,17 @@
 """Type stubs of the ``dimse._core`` extension module (checked by mypy.stubtest in CI)."""
 
+from collections.abc import Callable
 from typing import Any, final
 
 __all__ = [
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "Association",
     "MessageAssembler",
     "PduReader",
+    "Server",
     "__version__",
+    "associate",
     "decode_command_set",
     "decode_message",
     "decode_pdu",
@@ -69,3 +73,46 @@ class MessageAssembler:
 
     def __new__(cls, max_dataset_length: int | None = None) -> MessageAssembler: ...
     def push_pdu(self, pdu: bytes) -> list[tuple[int, bytes, bytes | None]]: ...
+
+def associate(address: str, params: dict[str, Any], settings: dict[str, Any]) -> Association:
+    """Connect to ``address`` ("host:port") and negotiate; raises AssociationRejected,
+    AssociationAborted or ConnectFailed."""
+
+@final
+class Association:
+    """An established association (requestor side)."""
+
+    def negotiated(self) -> dict[str, Any]: ...
+    def peer(self) -> tuple[str, int]: ...
+    def send(self, context_id: int, command: bytes, dataset: bytes | None = None) -> None: ...
+    def receive(self, timeout: float | None = None) -> tuple[Any, ...]: ...
+    def request(
+        self,
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None = None,
+        timeout: float | None = None,
+    ) -> tuple[Any, ...]: ...
+    def release_response(self) -> None: ...
+    def release(self, timeout: float = 30.0) -> None: ...
+    def abort(self) -> None: ...
+
+@final
+class Server:
+    """A running server."""
+
+    def __new__(
+        cls,
+        host: str,
+        port: int,
+        acceptor: dict[str, Any],
+        settings: dict[str, Any],
+        dispatch: Callable[..., list[tuple[int, bytes, bytes | None]]] | None = None,
+        hooks: object | None = None,
+        native_echo: bool = True,
+        handler_threads: int = 8,
+    ) -> Server: ...
+    @property
+    def address(self) -> tuple[str, int]: ...
+    def shutdown(self, timeout: float = 10.0) -> None: ...
+    def is_running(self) -> bool: ...

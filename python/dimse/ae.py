@@ -162,7 +162,9 @@ class AE:
     def supported_contexts(self, contexts: Sequence[PresentationContext]) -> None:
         self._supported = []
         for c in contexts:
-            self.add_supported_context(c.abstract_syntax, c.transfer_syntax, c.scu_role, c.scp_role)
+            self.add_supported_context(
+                c.abstract_syntax, c.transfer_syntax, c.scu_role, c.scp_role
+            )
 
     def add_requested_context(
         self, abstract_syntax: str, transfer_syntax: str | Sequence[str] | None = None
@@ -308,7 +310,11 @@ def _add_ext_neg(params: dict[str, Any], item: Any) -> None:
     if isinstance(item, RoleSelection | SCP_SCU_RoleSelectionNegotiation):
         role = item if isinstance(item, RoleSelection) else item.as_role()
         params["roles"].append(
-            {"sop_class_uid": role.sop_class_uid, "scu_role": role.scu_role, "scp_role": role.scp_role}
+            {
+                "sop_class_uid": role.sop_class_uid,
+                "scu_role": role.scu_role,
+                "scp_role": role.scp_role,
+            }
         )
     elif isinstance(item, UserIdentityNegotiation):
         kind = _IDENTITY_TYPES.get(item.user_identity_type)

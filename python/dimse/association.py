@@ -14,6 +14,7 @@ from dimse import _core, sop
 from dimse.exceptions import (
     AssociationAborted,
     AssociationError,
+    AssociationRejected,
     DimseTimeout,
     InvalidResponse,
     NoAcceptedContext,
@@ -128,7 +129,7 @@ class Association:
 
     def _failed(self, error: Exception) -> None:
         self.error = error
-        if hasattr(error, "result"):
+        if isinstance(error, AssociationRejected):
             self.is_rejected = True
             self.result = error.result
             self.result_source = error.source
@@ -239,7 +240,8 @@ class Association:
             self.is_aborted = True
             if kind == "aborted":
                 raise AssociationAborted(
-                    f"the peer aborted the association (A-ABORT source {event[1]}, reason {event[2]})"
+                    "the peer aborted the association "
+                    f"(A-ABORT source {event[1]}, reason {event[2]})"
                 )
             raise AssociationAborted(f"the association ended: {event[1:] or kind}")
         response = _core.decode_message(event[2])

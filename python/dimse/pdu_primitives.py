@@ -17,7 +17,7 @@ __all__ = [
 
 
 @dataclass
-class SCP_SCU_RoleSelectionNegotiation:  # noqa: N801 - pynetdicom's name
+class SCP_SCU_RoleSelectionNegotiation:
     """SCP/SCU Role Selection (PS3.7 D.3.3.4)."""
 
     sop_class_uid: str = ""

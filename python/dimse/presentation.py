@@ -61,7 +61,9 @@ class PresentationContext:
         if isinstance(self.transfer_syntax, str):
             self.transfer_syntax = [self.transfer_syntax]
         if not self.transfer_syntax:
-            raise InvalidArgument(f"context {self.abstract_syntax}: give at least one transfer syntax")
+            raise InvalidArgument(
+                f"context {self.abstract_syntax}: give at least one transfer syntax"
+            )
         self.transfer_syntax = [_check_uid("transfer syntax", t) for t in self.transfer_syntax]
 
     def add_transfer_syntax(self, syntax: str) -> None:

@@ -6,7 +6,8 @@ it follows the standard as pydicom ships it.
 
 from __future__ import annotations
 
-from pydicom.uid import UID, UID_dictionary
+from pydicom._uid_dict import UID_dictionary
+from pydicom.uid import UID
 
 #: Every SOP Class UID (retired ones included) by its PS3.6 keyword.
 SOP_CLASSES: dict[str, UID] = {
