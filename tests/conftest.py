@@ -34,3 +34,40 @@ def wrap_user_items():
         return associate_rq(APP_CONTEXT, ECHO_CONTEXT, item(0x50, b"".join(sub_items)))
 
     return wrap
+
+
+@pytest.fixture
+def echo_server():
+    """Starts our Verification SCP on a free loopback port; stops it after the test.
+
+    Call it with AE settings to change (``echo_server(acse_timeout=2)``); it returns
+    ``(ae, server, port)``.
+    """
+    from dimse import AE, sop
+
+    servers = []
+
+    def start(evt_handlers=None, ae_title="ECHOSCP", **settings):
+        ae = AE(ae_title)
+        for name, value in settings.items():
+            setattr(ae, name, value)
+        ae.add_supported_context(sop.Verification)
+        server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=evt_handlers)
+        servers.append(server)
+        return ae, server, server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def echo_ok(port: int, called: str = "ECHOSCP") -> bool:
+    """Whether a normal C-ECHO against our server on `port` succeeds."""
+    from dimse import AE, sop
+
+    ae = AE("CHECKER")
+    ae.acse_timeout = 5
+    ae.dimse_timeout = 5
+    ae.add_requested_context(sop.Verification)
+    with ae.associate("127.0.0.1", port, ae_title=called) as assoc:
+        return assoc.send_c_echo().Status == 0x0000

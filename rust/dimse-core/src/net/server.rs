@@ -81,14 +81,11 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 next_id += 1;
                 let id = next_id;
-                let permit = permits.clone().try_acquire_owned().ok();
                 let config = config.clone();
                 let service = service.clone();
                 let shutdown = shutdown.clone();
-                tasks.spawn(async move {
-                    serve_one(stream, peer, id, config, service, permit.is_some(), shutdown).await;
-                    drop(permit);
-                });
+                let permits = permits.clone();
+                tasks.spawn(serve_one(stream, peer, id, config, service, permits, shutdown));
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -111,9 +108,13 @@ async fn serve_one(
     id: u64,
     config: Arc<ServerConfig>,
     service: Arc<dyn Service>,
-    within_limit: bool,
+    permits: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // The association slot is taken when the A-ASSOCIATE-RQ arrives, not when the TCP
+    // connection does: a connection that never sends one (a port scan, a health check)
+    // is bounded by ARTIM and must not lock real peers out.
+    let mut permit = None;
     let now = Instant::now();
     let assoc = Association::acceptor(
         config.timeouts,
@@ -148,7 +149,8 @@ async fn serve_one(
         let Some(event) = event else { break };
         match event {
             AssociationEvent::Requested(rq) => {
-                let verdict = if within_limit {
+                permit = permits.clone().try_acquire_owned().ok();
+                let verdict = if permit.is_some() {
                     let mut hooks = service.hooks(peer);
                     negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
                 } else {
@@ -168,6 +170,7 @@ async fn serve_one(
                     }
                     Err(rj) => {
                         how = "rejected";
+                        permit = None;
                         Request::Reject(rj)
                     }
                 };
@@ -205,6 +208,7 @@ async fn serve_one(
     }
     drop(req_tx);
     let _ = driver.await;
+    drop(permit);
     if let Some(assoc) = info.as_ref() {
         service.closed(assoc, how);
     }

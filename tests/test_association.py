@@ -1,0 +1,248 @@
+"""Associations between our own SCU and SCP: negotiation outcomes, release, abort,
+timeouts, and the errors a caller sees."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+import dimse
+from conftest import echo_ok
+from dimse import AE, evt, sop
+
+
+def scu(**settings) -> AE:
+    ae = AE("ECHOSCU")
+    ae.acse_timeout = 5
+    ae.dimse_timeout = 5
+    for name, value in settings.items():
+        setattr(ae, name, value)
+    ae.add_requested_context(sop.Verification)
+    return ae
+
+
+def test_echo_and_release(echo_server):
+    _, _, port = echo_server()
+    assoc = scu().associate("127.0.0.1", port, ae_title="ECHOSCP")
+    assert assoc.is_established
+    assert not (assoc.is_rejected or assoc.is_aborted)
+    (pc,) = assoc.accepted_contexts
+    assert pc.abstract_syntax == sop.Verification
+    assert pc.context_id == 1
+    assert assoc.acceptor.implementation_class_uid == dimse.IMPLEMENTATION_CLASS_UID
+    status = assoc.send_c_echo()
+    assert status.Status == 0x0000
+    assert status.AffectedSOPClassUID == sop.Verification
+    assoc.release()
+    assert assoc.is_released
+    assert not assoc.is_established
+    with pytest.raises(dimse.NotEstablished, match="not established"):
+        assoc.send_c_echo()
+
+
+def test_many_echoes_and_message_ids(echo_server):
+    seen = []
+
+    def handler(event):
+        seen.append(event.message_id)
+        return 0x0000
+
+    _, _, port = echo_server(evt_handlers=[(evt.EVT_C_ECHO, handler)])
+    with scu().associate("127.0.0.1", port) as assoc:
+        for _ in range(20):
+            assert assoc.send_c_echo().Status == 0
+        assert assoc.send_c_echo(msg_id=999).Status == 0
+    assert seen == [*range(1, 21), 999]
+
+
+def test_handler_status_and_failure(echo_server):
+    calls = []
+
+    def handler(event, tag):
+        calls.append((tag, event.assoc.requestor.ae_title, event.context.abstract_syntax))
+        if len(calls) == 1:
+            return 0x0107
+        raise RuntimeError("boom")
+
+    _, _, port = echo_server(evt_handlers=[(evt.EVT_C_ECHO, handler, ["x"])])
+    with scu().associate("127.0.0.1", port) as assoc:
+        assert assoc.send_c_echo().Status == 0x0107
+        failed = assoc.send_c_echo()
+        assert failed.Status == 0x0110
+        assert "boom" in failed.ErrorComment
+        # The association goes on after a handler error.
+        assert assoc.send_c_echo().Status == 0x0110
+    assert calls[0] == ("x", "ECHOSCU", sop.Verification)
+
+
+def test_rejected_called_ae_title(echo_server):
+    _, _, port = echo_server(require_called_aet=True)
+    assoc = scu().associate("127.0.0.1", port, ae_title="WRONG")
+    assert assoc.is_rejected
+    assert not assoc.is_established
+    assert (assoc.result, assoc.result_source, assoc.diagnostic) == (1, 1, 7)
+    with pytest.raises(dimse.AssociationRejected, match="called AE title not recognized") as err:
+        with scu().associate("127.0.0.1", port, ae_title="WRONG"):
+            pass
+    assert (err.value.result, err.value.source, err.value.reason) == (1, 1, 7)
+    assert echo_ok(port)
+
+
+def test_rejected_calling_ae_title(echo_server):
+    _, _, port = echo_server(require_calling_aet=["FRIEND"])
+    assoc = scu().associate("127.0.0.1", port)
+    assert (assoc.result, assoc.result_source, assoc.diagnostic) == (1, 1, 3)
+    friend = scu()
+    friend.ae_title = "FRIEND"
+    with friend.associate("127.0.0.1", port) as ok:
+        assert ok.send_c_echo().Status == 0
+
+
+def test_no_common_context(echo_server):
+    _, _, port = echo_server()
+    ae = AE("ECHOSCU")
+    ae.add_requested_context(sop.CTImageStorage)
+    assoc = ae.associate("127.0.0.1", port)
+    assert assoc.is_established
+    assert not assoc.accepted_contexts
+    (rejected,) = assoc.rejected_contexts
+    assert rejected.result == 3  # abstract syntax not supported
+    with pytest.raises(dimse.NoAcceptedContext, match=sop.Verification):
+        assoc.send_c_echo()
+    assoc.release()
+
+
+def test_transfer_syntax_chosen_by_acceptor_preference(echo_server):
+    ae, server, _ = echo_server()
+    server.shutdown()
+    ae.supported_contexts = []
+    ae.add_supported_context(sop.Verification, ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"])
+    server = ae.start_server(("127.0.0.1", 0), block=False)
+    try:
+        requestor = AE("ECHOSCU")
+        requestor.add_requested_context(
+            sop.Verification, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
+        )
+        with requestor.associate("127.0.0.1", server.server_address[1]) as assoc:
+            assert assoc.accepted_contexts[0].transfer_syntax == ["1.2.840.10008.1.2"]
+    finally:
+        server.shutdown()
+
+
+def test_maximum_associations(echo_server):
+    _, _, port = echo_server(maximum_associations=1)
+    with scu().associate("127.0.0.1", port) as first:
+        second = scu().associate("127.0.0.1", port)
+        assert second.is_rejected
+        # Transient, service-provider (presentation), local limit exceeded.
+        assert (second.result, second.result_source, second.diagnostic) == (2, 3, 2)
+        assert first.send_c_echo().Status == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        again = scu().associate("127.0.0.1", port)
+        if again.is_established:
+            again.release()
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the association slot was not given back after release")
+
+
+def test_abort_by_requestor(echo_server):
+    _, _, port = echo_server()
+    assoc = scu().associate("127.0.0.1", port)
+    assoc.abort()
+    assert assoc.is_aborted
+    assert not assoc.is_established
+    assert echo_ok(port)
+
+
+def test_context_manager_releases_and_aborts_on_interrupt(echo_server):
+    _, _, port = echo_server()
+    with scu().associate("127.0.0.1", port) as assoc:
+        pass
+    assert assoc.is_released
+    with pytest.raises(KeyboardInterrupt):
+        with scu().associate("127.0.0.1", port) as assoc:
+            raise KeyboardInterrupt
+    assert assoc.is_aborted
+
+
+def test_dimse_timeout(echo_server):
+    release = threading.Event()
+
+    def slow(event):
+        release.wait(5)
+        return 0
+
+    _, _, port = echo_server(evt_handlers=[(evt.EVT_C_ECHO, slow)])
+    assoc = scu(dimse_timeout=0.3).associate("127.0.0.1", port)
+    start = time.monotonic()
+    with pytest.raises(dimse.DimseTimeout, match="DIMSE timeout"):
+        assoc.send_c_echo()
+    assert time.monotonic() - start < 3
+    assert assoc.is_aborted
+    release.set()
+
+
+def test_connect_refused():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assoc = scu().associate("127.0.0.1", port)
+    assert assoc.is_aborted and not assoc.is_established
+    with pytest.raises(dimse.ConnectFailed, match="could not connect"):
+        with scu().associate("127.0.0.1", port):
+            pass
+    assert isinstance(assoc.error, ConnectionError)
+
+
+def test_acse_timeout_with_a_silent_acceptor():
+    """A peer that accepts TCP but never answers the A-ASSOCIATE-RQ must not hold us."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        start = time.monotonic()
+        assoc = scu(acse_timeout=0.5).associate("127.0.0.1", port)
+        assert time.monotonic() - start < 3
+        assert assoc.is_aborted
+        assert "did not answer" in str(assoc.error)
+
+
+def test_invalid_arguments():
+    with pytest.raises(dimse.InvalidArgument, match="1 to 16"):
+        AE("A" * 17)
+    ae = AE()
+    with pytest.raises(dimse.InvalidArgument, match="add_requested_context"):
+        ae.associate("127.0.0.1", 104)
+    with pytest.raises(dimse.InvalidArgument, match="not a UID"):
+        ae.add_requested_context("1.2.x")
+    with pytest.raises(dimse.InvalidArgument, match="maximum_pdu_size"):
+        ae.maximum_pdu_size = 3
+    with pytest.raises(dimse.InvalidArgument, match="add_supported_context"):
+        ae.start_server(("127.0.0.1", 0), block=False)
+    for _ in range(128):
+        ae.add_requested_context(sop.Verification)
+    with pytest.raises(dimse.InvalidArgument, match="128"):
+        ae.add_requested_context(sop.Verification)
+
+
+@pytest.mark.parametrize("max_pdu", [0, 4096, 16382, 1 << 20])
+def test_maximum_pdu_sizes(echo_server, max_pdu):
+    _, _, port = echo_server(maximum_pdu_size=max_pdu)
+    with scu(maximum_pdu_size=max_pdu).associate("127.0.0.1", port) as assoc:
+        assert assoc.acceptor.maximum_length == max_pdu
+        assert assoc.send_c_echo().Status == 0
+
+
+def test_server_shutdown_aborts_associations(echo_server):
+    _, server, port = echo_server()
+    assoc = scu().associate("127.0.0.1", port)
+    server.shutdown()
+    assert not server.is_running()
+    with pytest.raises(dimse.AssociationAborted):
+        assoc.send_c_echo()
