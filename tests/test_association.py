@@ -28,7 +28,8 @@ def test_echo_and_release(echo_server):
     _, _, port = echo_server()
     assoc = scu().associate("127.0.0.1", port, ae_title="ECHOSCP")
     assert assoc.is_established
-    assert not (assoc.is_rejected or assoc.is_aborted)
+    assert not assoc.is_rejected
+    assert not assoc.is_aborted
     (pc,) = assoc.accepted_contexts
     assert pc.abstract_syntax == sop.Verification
     assert pc.context_id == 1
@@ -193,7 +194,8 @@ def test_connect_refused():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assoc = scu().associate("127.0.0.1", port)
-    assert assoc.is_aborted and not assoc.is_established
+    assert assoc.is_aborted
+    assert not assoc.is_established
     with pytest.raises(dimse.ConnectFailed, match="could not connect"):
         with scu().associate("127.0.0.1", port):
             pass
