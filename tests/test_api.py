@@ -183,7 +183,13 @@ def test_implementation_identity():
 
 def test_python_m_dimse_runs():
     out = subprocess.run(
-        [sys.executable, "-m", "dimse"], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-m", "dimse", "--echoes", "50"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    assert "C-ECHO-RQ" in out.stdout
+    assert "50 C-ECHO in" in out.stdout
+    assert "statuses {0}" in out.stdout
+    assert "association released: True" in out.stdout
     assert dimse.IMPLEMENTATION_CLASS_UID in out.stdout

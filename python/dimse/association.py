@@ -235,6 +235,13 @@ class Association:
             self.is_aborted = True
             raise
         kind = event[0]
+        if kind == "release_requested":
+            # The acceptor asked to release while our request was outstanding: answer it
+            # (PS3.8 AR-2/AR-4), the request goes unanswered.
+            core.release_response()
+            self.is_established = False
+            self.is_released = True
+            raise NotEstablished("the peer released the association before responding")
         if kind != "message":
             self.is_established = False
             self.is_aborted = True
