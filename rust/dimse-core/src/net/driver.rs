@@ -1,6 +1,7 @@
 //! The loop shared by both roles: write what the association queued, deliver its events,
 //! then wait for bytes, a request from the user, or the next deadline.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
@@ -66,9 +67,10 @@ pub(crate) enum End {
     Closed,
 }
 
-/// Runs the association until its transport closes. Events go to `events` (bounded:
-/// while the user does not take them, the socket is not read). `idle` closes the
-/// association with an A-ABORT when nothing arrives for that long.
+/// Runs the association until its transport closes. Events go to `events`: while the
+/// user has not taken them, the socket is not read (back-pressure), but requests (an
+/// abort, a response to send) are still served, so neither side can wait on the other.
+/// `idle` closes the association with an A-ABORT when nothing arrives for that long.
 pub(crate) async fn run(
     mut stream: TcpStream,
     mut assoc: Association,
@@ -78,21 +80,34 @@ pub(crate) async fn run(
 ) -> End {
     let mut last_activity = Instant::now();
     let mut requests_open = true;
+    let mut pending: VecDeque<AssociationEvent> = VecDeque::new();
+    let mut user_gone = false;
     loop {
         if flush(&mut stream, &mut assoc).await.is_err() {
             assoc.transport_closed(Instant::now());
         }
         while let Some(event) = assoc.poll_event() {
-            // A user that went away no longer needs events; keep driving to a clean close.
-            let _ = events.send(event).await;
+            if !user_gone {
+                pending.push_back(event);
+            }
         }
         if assoc.wants_close() {
             if assoc.has_transmit() {
                 let _ = flush(&mut stream, &mut assoc).await;
             }
             let _ = stream.shutdown().await;
-            // Let the peer see our last PDU and the FIN before the socket is dropped.
-            drop(stream);
+            // Deliver what is left (the user may be waiting for a final event) from a
+            // task of its own: the socket is closed already, and a user that never
+            // reads again must not hold this one.
+            if !pending.is_empty() {
+                tokio::spawn(async move {
+                    for event in pending {
+                        if events.send(event).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
             return End::Closed;
         }
         let deadline = [assoc.deadline(), idle.map(|d| last_activity + d)]
@@ -106,16 +121,33 @@ pub(crate) async fn run(
             }
         };
         let hint = assoc.read_hint().clamp(1, READ_CHUNK);
+        let can_read = pending.is_empty();
         let buf = assoc.read_buffer();
-        buf.reserve(hint);
+        if can_read {
+            buf.reserve(hint);
+        }
         tokio::select! {
-            read = stream.read_buf(buf) => {
+            read = stream.read_buf(buf), if can_read => {
                 let now = Instant::now();
                 match read {
                     Ok(0) | Err(_) => assoc.transport_closed(now),
                     Ok(_) => {
                         last_activity = now;
                         assoc.process_received(now);
+                    }
+                }
+            }
+            permit = events.reserve(), if !pending.is_empty() => {
+                match permit {
+                    Ok(permit) => {
+                        if let Some(event) = pending.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    Err(_) => {
+                        // The user went away: drop its events, keep driving to a close.
+                        user_gone = true;
+                        pending.clear();
                     }
                 }
             }
