@@ -248,3 +248,78 @@ def test_server_shutdown_aborts_associations(echo_server):
     assert not server.is_running()
     with pytest.raises(dimse.AssociationAborted):
         assoc.send_c_echo()
+
+
+def test_user_information_items_through_a_real_association():
+    """Every user information item, proposed by our SCU and answered by our SCP's hooks."""
+    from dimse.pdu_primitives import (
+        AsynchronousOperationsWindowNegotiation,
+        SOPClassCommonExtendedNegotiation,
+        SOPClassExtendedNegotiation,
+        UserIdentityNegotiation,
+    )
+
+    seen = {}
+
+    def on_user_id(event):
+        seen["user"] = (event.user_id_type, event.primary_field, event.secondary_field)
+        return True, b"welcome"
+
+    def on_extended(event):
+        seen["extended"] = event.app_info
+        return {uid: b"\x01\x00" for uid in event.app_info}
+
+    def on_async(event):
+        seen["async"] = (event.nr_invoked, event.nr_performed)
+        return 2, 1
+
+    scp = AE("ECHOSCP")
+    scp.add_supported_context(sop.Verification)
+    scp.add_supported_context(sop.CTImageStorage, scp_role=True, scu_role=True)
+    server = scp.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        evt_handlers=[
+            (evt.EVT_USER_ID, on_user_id),
+            (evt.EVT_SOP_EXTENDED, on_extended),
+            (evt.EVT_ASYNC_OPS, on_async),
+        ],
+    )
+    try:
+        requestor = scu()
+        requestor.add_requested_context(sop.CTImageStorage)
+        ext_neg = [
+            dimse.build_role(sop.CTImageStorage, scu_role=True, scp_role=True),
+            UserIdentityNegotiation(2, b"alice", b"secret", positive_response_requested=True),
+            SOPClassExtendedNegotiation(sop.CTImageStorage, b"\x01\x01"),
+            SOPClassCommonExtendedNegotiation(
+                sop.CTImageStorage, "1.2.840.10008.4.2", ["1.2.840.10008.5.1.4.1.1.2.1"]
+            ),
+            AsynchronousOperationsWindowNegotiation(5, 3),
+        ]
+        port = server.server_address[1]
+        with requestor.associate("127.0.0.1", port, ext_neg=ext_neg) as assoc:
+            n = assoc.negotiated
+            assert n["user_identity_response"] == b"welcome"
+            assert n["extended"] == [{"sop_class_uid": sop.CTImageStorage, "info": b"\x01\x00"}]
+            assert n["async_ops"] == [2, 1] or n["async_ops"] == (2, 1)
+            ct = next(
+                c for c in assoc.accepted_contexts if c.abstract_syntax == sop.CTImageStorage
+            )
+            assert ct.scu_role is True
+            assert ct.scp_role is True
+            assert assoc.send_c_echo().Status == 0
+        assert seen["user"] == (2, b"alice", b"secret")
+        assert seen["extended"] == {sop.CTImageStorage: b"\x01\x01"}
+        assert seen["async"] == (5, 3)
+        # A rejected identity rejects the association (service-user, no reason given).
+        server.shutdown()
+        server = scp.start_server(
+            ("127.0.0.1", 0),
+            block=False,
+            evt_handlers=[(evt.EVT_USER_ID, lambda e: (False, None))],
+        )
+        refused = requestor.associate("127.0.0.1", server.server_address[1], ext_neg=ext_neg[1:2])
+        assert (refused.result, refused.result_source, refused.diagnostic) == (1, 1, 1)
+    finally:
+        server.shutdown()
