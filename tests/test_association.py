@@ -323,3 +323,41 @@ def test_user_information_items_through_a_real_association():
         assert (refused.result, refused.result_source, refused.diagnostic) == (1, 1, 1)
     finally:
         server.shutdown()
+
+
+def test_ctrl_c_interrupts_a_blocking_call():
+    """A blocking call (here: waiting for a silent acceptor's answer) releases the GIL and
+    turns SIGINT into KeyboardInterrupt promptly."""
+    import signal
+    import subprocess
+    import sys
+
+    code = """
+import socket, sys
+from dimse import AE, sop
+listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(1)
+ae = AE("SCU"); ae.acse_timeout = 60; ae.add_requested_context(sop.Verification)
+print("ready", flush=True)
+try:
+    ae.associate("127.0.0.1", listener.getsockname()[1])
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(0)
+sys.exit(1)
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        assert "interrupted" in out
+        assert time.monotonic() - start < 2
+    finally:
+        proc.kill()
+        proc.wait()
