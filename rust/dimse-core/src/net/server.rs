@@ -151,8 +151,15 @@ async fn serve_one(
             AssociationEvent::Requested(rq) => {
                 permit = permits.clone().try_acquire_owned().ok();
                 let verdict = if permit.is_some() {
+                    // The hooks may call into Python (EVT_USER_ID ...): never on an I/O
+                    // thread, so the negotiation runs on the blocking pool.
                     let mut hooks = service.hooks(peer);
-                    negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
+                    let config = config.clone();
+                    tokio::task::spawn_blocking(move || {
+                        negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
+                    })
+                    .await
+                    .unwrap_or_else(|_| Err(negotiation::reject_congestion()))
                 } else {
                     Err(negotiation::reject_local_limit())
                 };
