@@ -120,6 +120,9 @@ pub struct Association {
     /// What went wrong, for the event that an A-P-ABORT indicates.
     provider_detail: Option<String>,
     close: bool,
+    /// Acceptor in a release collision: the user answered the A-RELEASE indication in
+    /// Sta10, before the A-RELEASE-RP that lets it answer (AR-10); sent after it.
+    release_answer_pending: bool,
     /// Set once the peer's bytes stopped making sense: ignore whatever else arrives.
     poisoned: bool,
 }
@@ -144,6 +147,7 @@ impl Association {
             peer_abort: None,
             provider_detail: None,
             close: false,
+            release_answer_pending: false,
             poisoned: false,
         }
     }
@@ -308,7 +312,13 @@ impl Association {
                 }
             }
             Pdu::AReleaseRq => self.step(Event::Evt12, now),
-            Pdu::AReleaseRp => self.step(Event::Evt13, now),
+            Pdu::AReleaseRp => {
+                self.step(Event::Evt13, now);
+                if self.release_answer_pending && self.machine.state() == State::Sta12 {
+                    self.release_answer_pending = false;
+                    self.step(Event::Evt14, now);
+                }
+            }
             Pdu::AAbort(a) => {
                 self.peer_abort = Some(a);
                 self.step(Event::Evt16, now);
@@ -464,9 +474,15 @@ impl Association {
         Ok(())
     }
 
-    /// Answers the peer's release request (Evt14).
+    /// Answers the peer's release request (Evt14). In a release collision the acceptor
+    /// (Sta10) may answer at once: the answer waits for the peer's A-RELEASE-RP (AR-10),
+    /// as PS3.8 orders it.
     pub fn release_response(&mut self, now: Instant) -> Result<(), AssociationError> {
         let state = self.machine.state();
+        if state == State::Sta10 {
+            self.release_answer_pending = true;
+            return Ok(());
+        }
         if !matches!(state, State::Sta8 | State::Sta9 | State::Sta12) {
             return Err(AssociationError::InvalidState {
                 what: "answer a release request",
