@@ -496,6 +496,12 @@ impl Association {
     /// Aborts (Evt15): sends A-ABORT (service-user) and waits for the peer to close,
     /// bounded by ARTIM.
     pub fn abort(&mut self, now: Instant) {
+        if self.machine.state() == State::Sta2 {
+            // No association yet (Table 9-10 has no Evt15 cell in Sta2): there is nobody
+            // to send an A-ABORT to, so just close rather than wait for ARTIM.
+            self.close = true;
+            return;
+        }
         self.abort_reason = AbortReason::NotSpecified;
         self.step(Event::Evt15, now);
     }
