@@ -323,15 +323,28 @@ fn items<'a>(
     })
 }
 
+/// Text from an item. Valid UTF-8 is kept as it is (so a PDU re-encodes exactly); anything
+/// else has each non-ASCII byte replaced by '?', one byte for one, so that re-encoding never
+/// outgrows the item's 2-byte length (a lossy U+FFFD would triple it).
+fn text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => bytes
+            .iter()
+            .map(|&b| if b.is_ascii() { b as char } else { '?' })
+            .collect(),
+    }
+}
+
 /// A UID from an item: UIDs in PDUs are not padded (PS3.8 9.3.2.2.1), but some peers add
-/// a NUL or a space; both are removed. Non-UTF-8 bytes are replaced, so a garbled UID
-/// simply matches nothing.
+/// a NUL or a space; both are removed. Garbled bytes become '?' (see [`text`]), so such a
+/// UID simply matches nothing.
 fn uid(bytes: &[u8]) -> String {
     let end = bytes
         .iter()
         .rposition(|&b| b != 0 && b != b' ')
         .map_or(0, |p| p + 1);
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    text(&bytes[..end])
 }
 
 fn u16_at(b: &[u8], at: usize, context: &'static str) -> Result<u16, PduError> {
@@ -611,9 +624,9 @@ fn decode_user_item(t: u8, b: &[u8]) -> Result<UserItem, PduError> {
                 scp_role: b[at + 1] != 0,
             }
         }
-        item_type::IMPLEMENTATION_VERSION_NAME => UserItem::ImplementationVersionName {
-            name: String::from_utf8_lossy(b).into_owned(),
-        },
+        item_type::IMPLEMENTATION_VERSION_NAME => {
+            UserItem::ImplementationVersionName { name: text(b) }
+        }
         item_type::SOP_CLASS_EXTENDED_NEGOTIATION => {
             const C: &str = "SOP class extended negotiation sub-item (0x56)";
             let (sop, at) = sized(b, 0, C)?;
@@ -690,4 +703,51 @@ fn decode_user_item(t: u8, b: &[u8]) -> Result<UserItem, PduError> {
             data: Bytes::copy_from_slice(b),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by reading the fuzz harness: invalid UTF-8 in a UID must not make a decoded
+    /// PDU too long to re-encode.
+    #[test]
+    fn garbled_uid_reencodes_within_its_length() {
+        let mut raw = vec![0x01, 0, 0, 0, 0, 0, 0, 1, 0, 0];
+        raw.extend_from_slice(&[b'A'; 16]);
+        raw.extend_from_slice(&[b'B'; 16]);
+        raw.extend_from_slice(&[0; 32]);
+        let app = b"1.2.840.10008.3.1.1.1";
+        raw.extend_from_slice(&[0x10, 0, 0, app.len() as u8]);
+        raw.extend_from_slice(app);
+        let pc_body: Vec<u8> = [
+            &[1u8, 0, 0, 0][..],
+            &[0x30, 0, 0, 3],
+            b"1.2",
+            &[0x40, 0, 0, 3],
+            b"1.2",
+        ]
+        .concat();
+        raw.extend_from_slice(&[0x20, 0, 0, pc_body.len() as u8]);
+        raw.extend_from_slice(&pc_body);
+        let garbled = vec![0xFF; 30_000];
+        let mut user = vec![0x52, 0];
+        user.extend_from_slice(&(garbled.len() as u16).to_be_bytes());
+        user.extend_from_slice(&garbled);
+        raw.push(0x50);
+        raw.push(0);
+        raw.extend_from_slice(&(user.len() as u16).to_be_bytes());
+        raw.extend_from_slice(&user);
+        let len = (raw.len() - 6) as u32;
+        raw[2..6].copy_from_slice(&len.to_be_bytes());
+        let pdu = decode(Bytes::from(raw.clone())).unwrap();
+        let Pdu::AAssociateRq(rq) = &pdu else {
+            panic!("not an RQ")
+        };
+        assert_eq!(
+            rq.user_information.implementation_class_uid().map(str::len),
+            Some(30_000)
+        );
+        assert_eq!(pdu.encode().unwrap().len(), raw.len());
+    }
 }
