@@ -652,7 +652,7 @@ impl Command {
     pub fn to_command_set(&self, has_dataset: bool) -> Result<CommandSet, CommandError> {
         self.check_data_set(has_dataset)?;
         self.check_conditions(has_dataset)?;
-        let mut cs = CommandSet::new();
+        let mut cs = CommandSet::with_capacity(12, 256);
         cs.set_us(tags::COMMAND_FIELD, self.command_field())?;
         cs.set_us(
             tags::COMMAND_DATA_SET_TYPE,

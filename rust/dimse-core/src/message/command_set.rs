@@ -263,15 +263,11 @@ impl CommandSet {
         }
         let start = self.buf.len() as u32;
         self.buf.extend_from_slice(value);
-        let entry = Entry {
+        self.put_entry(Entry {
             element,
             start,
             len: value.len() as u32,
-        };
-        match self.find(element) {
-            Ok(i) => self.entries[i] = entry,
-            Err(i) => self.entries.insert(i, entry),
-        }
+        });
         Ok(())
     }
 
@@ -331,15 +327,44 @@ impl CommandSet {
     /// Sets a string element, validated for its VR and padded to an even length with the
     /// VR's padding byte (NUL for UI, space otherwise).
     pub fn set_str(&mut self, element: u16, value: &str) -> Result<(), CommandError> {
-        let vr = element::lookup(element).map_or(Vr::LO, |e| e.vr);
-        validate_str(keyword(element), vr, value)?;
-        if value.len() % 2 == 0 {
-            return self.set_raw(element, value.as_bytes());
+        let info = element::lookup(element);
+        let vr = info.map_or(Vr::LO, |e| e.vr);
+        validate_str(info.map_or("(unknown element)", |e| e.keyword), vr, value)?;
+        // Validated strings are short (at most 64 characters for UI/LO, 16 for AE): the
+        // length checks of set_raw cannot fail, so append the value and its pad directly.
+        let pad = value.len() % 2 != 0;
+        let start = self.buf.len() as u32;
+        self.buf.extend_from_slice(value.as_bytes());
+        if pad {
+            self.buf.push(vr.padding());
         }
-        let mut padded = Vec::with_capacity(value.len() + 1);
-        padded.extend_from_slice(value.as_bytes());
-        padded.push(vr.padding());
-        self.set_raw(element, &padded)
+        self.put_entry(Entry {
+            element,
+            start,
+            len: (value.len() + usize::from(pad)) as u32,
+        });
+        Ok(())
+    }
+
+    fn put_entry(&mut self, entry: Entry) {
+        // Typed messages set their fields in increasing tag order: appending is the
+        // common case, checked first.
+        match self.entries.last() {
+            Some(last) if last.element < entry.element => self.entries.push(entry),
+            None => self.entries.push(entry),
+            _ => match self.find(entry.element) {
+                Ok(i) => self.entries[i] = entry,
+                Err(i) => self.entries.insert(i, entry),
+            },
+        }
+    }
+
+    /// An empty command set with room for `elements` elements and `bytes` of values.
+    pub fn with_capacity(elements: usize, bytes: usize) -> Self {
+        CommandSet {
+            buf: Vec::with_capacity(bytes),
+            entries: Vec::with_capacity(elements),
+        }
     }
 
     pub fn set_tags(&mut self, element: u16, values: &[Tag]) -> Result<(), CommandError> {
@@ -384,7 +409,8 @@ fn keyword(element: u16) -> &'static str {
 pub(crate) fn validate_str(keyword: &'static str, vr: Vr, value: &str) -> Result<(), CommandError> {
     let invalid = |reason: String| Err(CommandError::InvalidValue { keyword, reason });
     if let Some(max) = vr.max_chars() {
-        if value.chars().count() > max {
+        // Bytes bound characters from above: count only when the bytes exceed the limit.
+        if value.len() > max && value.chars().count() > max {
             return invalid(format!(
                 "{value:?} is longer than {max} characters ({vr:?})"
             ));
