@@ -290,7 +290,7 @@ def test_user_information_items_through_a_real_association():
         requestor.add_requested_context(sop.CTImageStorage)
         ext_neg = [
             dimse.build_role(sop.CTImageStorage, scu_role=True, scp_role=True),
-            UserIdentityNegotiation(2, b"alice", b"secret", positive_response_requested=True),
+            UserIdentityNegotiation(5, b"head.body.sig", b"", positive_response_requested=True),
             SOPClassExtendedNegotiation(sop.CTImageStorage, b"\x01\x01"),
             SOPClassCommonExtendedNegotiation(
                 sop.CTImageStorage, "1.2.840.10008.4.2", ["1.2.840.10008.5.1.4.1.1.2.1"]
@@ -309,7 +309,7 @@ def test_user_information_items_through_a_real_association():
             assert ct.scu_role is True
             assert ct.scp_role is True
             assert assoc.send_c_echo().Status == 0
-        assert seen["user"] == (2, b"alice", b"secret")
+        assert seen["user"] == (5, b"head.body.sig", b"")
         assert seen["extended"] == {sop.CTImageStorage: b"\x01\x01"}
         assert seen["async"] == (5, 3)
         # A rejected identity rejects the association (service-user, no reason given).

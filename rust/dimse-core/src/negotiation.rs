@@ -866,9 +866,17 @@ pub fn accept(
                 ))
             }
             // PS3.7 D.3.3.7.2: the 0x59 sub-item only answers a request for it.
+            // For a username (types 1 and 2) the server response is zero length: the
+            // positive response is the item itself (PS3.7 D.3.3.7.2); only Kerberos,
+            // SAML and JWT (3, 4, 5) carry a server response.
             UserIdentityVerdict::Accept { response } => {
                 if identity.positive_response_requested {
-                    user_identity_response = response;
+                    user_identity_response = match identity.identity_type {
+                        UserIdentityType::Username | UserIdentityType::UsernameAndPasscode => {
+                            Some(Bytes::new())
+                        }
+                        _ => response,
+                    };
                 }
             }
         }
@@ -1255,6 +1263,16 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A JSON Web Token identity: the type that carries a server response (PS3.7 D.3.3.7.2).
+    fn jwt(positive: bool) -> UserIdentity {
+        UserIdentity {
+            identity_type: UserIdentityType::Jwt,
+            positive_response_requested: positive,
+            primary: Bytes::from_static(b"header.payload.signature"),
+            secondary: Bytes::new(),
+        }
     }
 
     fn identity(positive: bool) -> UserIdentity {
@@ -2067,7 +2085,7 @@ mod tests {
     fn rq_with_identity(positive: bool) -> AAssociateRq {
         let mut r = requestor();
         r.add_context(uid::VERIFICATION, &[IMPLICIT]).unwrap();
-        r.user_identity = Some(identity(positive));
+        r.user_identity = Some(jwt(positive));
         r.build_rq().unwrap()
     }
 
@@ -2090,7 +2108,7 @@ mod tests {
         let (ac, n) = accept(&rq, &acceptor(), &mut hooks).unwrap();
         assert_eq!(identity_response(&ac), Some(Bytes::from_static(b"ticket")));
         assert_eq!(codes(&ac.user_information).last(), Some(&0x59));
-        assert_eq!(n.user_identity, Some(identity(true)));
+        assert_eq!(n.user_identity, Some(jwt(true)));
         assert_eq!(
             n.user_identity_response,
             Some(Bytes::from_static(b"ticket"))
@@ -2105,9 +2123,28 @@ mod tests {
         let rq = rq_with_identity(true);
         let (ac, n) = accept(&rq, &acceptor(), &mut DefaultHooks).unwrap();
         assert_eq!(identity_response(&ac), None);
-        assert_eq!(n.user_identity, Some(identity(true)));
+        assert_eq!(n.user_identity, Some(jwt(true)));
         assert_eq!(n.user_identity_response, None);
         assert_eq!(process_ac(&rq, &ac).unwrap().user_identity_response, None);
+    }
+
+    #[test]
+    fn username_identity_gets_a_zero_length_positive_response() {
+        // PS3.7 D.3.3.7.2: types 1 and 2 answer with a zero-length server response,
+        // whatever the hook returned.
+        let mut r = requestor();
+        r.add_context(uid::VERIFICATION, &[IMPLICIT]).unwrap();
+        r.user_identity = Some(identity(true));
+        let rq = r.build_rq().unwrap();
+        let mut hooks = TestHooks {
+            verdict: Some(UserIdentityVerdict::Accept {
+                response: Some(Bytes::from_static(b"ignored")),
+            }),
+            ..Default::default()
+        };
+        let (ac, n) = accept(&rq, &acceptor(), &mut hooks).unwrap();
+        assert_eq!(identity_response(&ac), Some(Bytes::new()));
+        assert_eq!(n.user_identity_response, Some(Bytes::new()));
     }
 
     #[test]
@@ -2418,7 +2455,7 @@ mod tests {
             service_class_uid: "1.2.840.10008.4.2".into(),
             related_general_sop_classes: vec![],
         }];
-        r.user_identity = Some(identity(true));
+        r.user_identity = Some(jwt(true));
         let rq = r.build_rq().unwrap();
 
         let rq_bytes = Pdu::AAssociateRq(rq.clone()).encode().unwrap();
