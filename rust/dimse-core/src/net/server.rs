@@ -150,7 +150,11 @@ async fn serve_one(
         match event {
             AssociationEvent::Requested(rq) => {
                 permit = permits.clone().try_acquire_owned().ok();
-                let verdict = if permit.is_some() {
+                let verdict = if *shutdown.borrow() {
+                    // Shutting down: transient, so that the peer tries again later.
+                    permit = None;
+                    Err(negotiation::reject_congestion())
+                } else if permit.is_some() {
                     // The hooks may call into Python (EVT_USER_ID ...): never on an I/O
                     // thread, so the negotiation runs on the blocking pool.
                     let mut hooks = service.hooks(peer);
