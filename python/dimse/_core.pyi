@@ -1,5 +1,6 @@
 """Type stubs of the ``dimse._core`` extension module (checked by mypy.stubtest in CI)."""
 
+import os
 from collections.abc import Callable
 from typing import Any, final
 
@@ -19,6 +20,7 @@ __all__ = [
     "encode_message",
     "encode_pdu",
     "fragment",
+    "read_file_meta",
     "status_category",
     "status_name",
 ]
@@ -49,6 +51,9 @@ def fragment(
     context_id: int, command: bytes, dataset: bytes | None = None, max_pdu_length: int = 0
 ) -> list[bytes]:
     """Split a message into encoded P-DATA-TF PDUs no longer than the peer accepts."""
+
+def read_file_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A DICOM file's File Meta Information, with ``data_offset`` and ``has_preamble``."""
 
 def status_category(code: int, service: str | None = None) -> str:
     """The category of a status code: Success, Pending, Cancel, Warning or Failure."""

@@ -15,6 +15,7 @@ from dimse.association import Association, ServiceUser
 from dimse.evt import (
     EVT_ASYNC_OPS,
     EVT_C_ECHO,
+    EVT_C_STORE,
     EVT_SOP_COMMON,
     EVT_SOP_EXTENDED,
     EVT_USER_ID,
@@ -430,6 +431,18 @@ class Server:
         (handler, args), *_ = self._handlers[event_type]
         return handler(event, *args)
 
+    def _store(
+        self, info: dict[str, Any], context_id: int, command: bytes, dataset: bytes | None
+    ) -> dict[str, Any]:
+        event = Event(
+            _AcceptorView(self.ae, info),
+            EVT_C_STORE,
+            request=_command_dataset(command),
+            context=_context(info, context_id),
+            data=dataset if dataset is not None else b"",
+        )
+        return _store_status(self, event)
+
     def _dispatch(
         self, info: dict[str, Any], context_id: int, command: bytes, dataset: bytes | None
     ) -> list[tuple[int, bytes, bytes | None]]:
@@ -460,8 +473,11 @@ class Server:
             except Exception as e:
                 LOGGER.error("the EVT_C_ECHO handler raised:\n%s", traceback.format_exc())
                 response.update(status=0x0110, error_comment=_comment(f"handler raised {e!r}"))
+        elif request["type"] == "C-STORE-RQ":
+            response["affected_sop_instance_uid"] = request["affected_sop_instance_uid"]
+            response.update(self._store(info, context_id, command, dataset))
         else:
-            # Services beyond C-ECHO arrive with the service-user roles issue.
+            # The other services arrive with the rest of the service-user roles issue.
             response.update(status=0x0211, error_comment="Unrecognized Operation")
         try:
             out = _core.encode_message(response, has_dataset=False)
@@ -471,6 +487,18 @@ class Server:
             response.update(status=0x0110, error_comment=_comment(f"invalid status: {e}"))
             out = _core.encode_message(response, has_dataset=False)
         return [(context_id, out, None)]
+
+
+def _store_status(server: Server, event: Event) -> dict[str, Any]:
+    """Runs the EVT_C_STORE handler: its status, or 0xC211 (storage: cannot understand)
+    with an error comment when there is no handler or it raised (as pynetdicom does)."""
+    if EVT_C_STORE not in server._handlers:
+        return {"status": 0xC211, "error_comment": "no handler bound to EVT_C_STORE"}
+    try:
+        return _status_fields(server._call(EVT_C_STORE, event))
+    except Exception as e:
+        LOGGER.error("the EVT_C_STORE handler raised:\n%s", traceback.format_exc())
+        return {"status": 0xC211, "error_comment": _comment(f"handler raised {e!r}")}
 
 
 def _comment(text: str) -> str:

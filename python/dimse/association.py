@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import struct
 import threading
 from types import TracebackType
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
-from dimse import _core, sop
+from dimse import _core, dsutils, sop
 from dimse.exceptions import (
     AssociationAborted,
     AssociationError,
@@ -300,6 +302,83 @@ class Association:
             )
         return response, event[2], event[3]
 
+    def _store_context(
+        self, sop_class: str, transfer_syntax: str | None
+    ) -> tuple[PresentationContext, bool]:
+        """The accepted context to send an instance of ``sop_class`` encoded in
+        ``transfer_syntax`` on, and whether the data set must be re-encoded for it."""
+        candidates = [
+            pc
+            for pc in self.accepted_contexts
+            if pc.abstract_syntax == sop_class and pc.scu_role is not False
+        ]
+        for pc in candidates:
+            if transfer_syntax is None or pc.transfer_syntax[0] == transfer_syntax:
+                return pc, transfer_syntax is None
+        if transfer_syntax is None or transfer_syntax in dsutils.UNCOMPRESSED:
+            for pc in candidates:
+                if pc.transfer_syntax[0] in dsutils.UNCOMPRESSED:
+                    return pc, True
+        accepted = ", ".join(pc.transfer_syntax[0] for pc in candidates) or "none"
+        raise NoAcceptedContext(
+            f"no accepted presentation context can carry SOP class {sop_class} in transfer "
+            f"syntax {transfer_syntax}: accepted transfer syntaxes for it: {accepted}. Propose "
+            "the data set's transfer syntax (ae.add_requested_context(sop_class, ts)), or "
+            "decompress it first"
+        )
+
+    def send_c_store(
+        self,
+        dataset: Dataset | str | os.PathLike[str],
+        msg_id: int | None = None,
+        priority: int = 2,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+    ) -> Dataset:
+        """Sends a C-STORE request (Storage, PS3.4 B) and returns the response status.
+
+        ``dataset`` is a pydicom Dataset (encoded by pydicom in the accepted transfer
+        syntax) or the path of a DICOM file: its File Meta Information is read in Rust and
+        the bytes after it are sent as they are when its transfer syntax was accepted; it
+        is re-encoded through pydicom only to convert between uncompressed syntaxes.
+        """
+        if priority not in _PRIORITIES:
+            raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
+        self._require()
+        if isinstance(dataset, Dataset):
+            sop_class = str(dataset.SOPClassUID)
+            sop_instance = str(dataset.SOPInstanceUID)
+            meta = getattr(dataset, "file_meta", None)
+            ts = str(meta.TransferSyntaxUID) if meta and "TransferSyntaxUID" in meta else None
+            pc, _ = self._store_context(sop_class, ts)
+            data = dsutils.encode(dataset, pc.transfer_syntax[0])
+        else:
+            path = os.fspath(dataset)
+            header = _core.read_file_meta(path)
+            sop_class = header["media_storage_sop_class_uid"]
+            sop_instance = header["media_storage_sop_instance_uid"]
+            pc, convert = self._store_context(sop_class, header["transfer_syntax_uid"])
+            if convert:
+                ds = dcmread(path)
+                data = dsutils.encode(ds, pc.transfer_syntax[0])
+            else:
+                with open(path, "rb") as f:
+                    f.seek(header["data_offset"])
+                    data = f.read()
+        request: dict[str, Any] = {
+            "type": "C-STORE-RQ",
+            "affected_sop_class_uid": sop_class,
+            "message_id": self._next_message_id(msg_id),
+            "priority": _PRIORITIES[priority],
+            "affected_sop_instance_uid": sop_instance,
+        }
+        if originator_aet is not None:
+            request["move_originator_ae_title"] = originator_aet
+        if originator_id is not None:
+            request["move_originator_message_id"] = originator_id
+        response, _command, _ = self._exchange(pc.context_id or 1, request, data)
+        return status_dataset(response)
+
     def send_c_echo(self, msg_id: int | None = None) -> Dataset:
         """Sends a C-ECHO request (Verification, PS3.4 A) and returns the response status
         as a Dataset (``.Status``). A failure status is returned, not raised; an abort or a
@@ -312,6 +391,9 @@ class Association:
         }
         response, _command, _ = self._exchange(pc.context_id or 1, request, None)
         return status_dataset(response)
+
+
+_PRIORITIES = {0: "Medium", 1: "High", 2: "Low"}
 
 
 def _is_uid(value: str) -> bool:

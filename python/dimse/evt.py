@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import UID
 
 __all__ = [
     "EVT_ABORTED",
@@ -20,6 +21,7 @@ __all__ = [
     "EVT_CONN_CLOSE",
     "EVT_CONN_OPEN",
     "EVT_C_ECHO",
+    "EVT_C_STORE",
     "EVT_ESTABLISHED",
     "EVT_REJECTED",
     "EVT_RELEASED",
@@ -46,6 +48,7 @@ class EventType:
 
 
 EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO request received", True)
+EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE request received", True)
 EVT_USER_ID = EventType("EVT_USER_ID", "user identity negotiation", True)
 EVT_SOP_EXTENDED = EventType("EVT_SOP_EXTENDED", "SOP class extended negotiation", True)
 EVT_SOP_COMMON = EventType("EVT_SOP_COMMON", "SOP class common extended negotiation", True)
@@ -81,6 +84,55 @@ class Event:
     context: Any = None
     timestamp: datetime.datetime = field(default_factory=datetime.datetime.now)
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: The request's data set as received (encoded in the context's transfer syntax).
+    data: bytes | None = None
+    _decoded: Dataset | None = field(default=None, repr=False)
+
+    @property
+    def dataset(self) -> Dataset:
+        """The request's data set, decoded by pydicom on first access."""
+        if self.data is None:
+            raise AttributeError(f"{self.event.name} has no data set")
+        if self._decoded is None:
+            from dimse import dsutils
+
+            self._decoded = dsutils.decode(self.data, self.context.transfer_syntax[0])
+        return self._decoded
+
+    @property
+    def identifier(self) -> Dataset:
+        """The request's identifier (C-FIND, C-GET, C-MOVE), decoded on first access."""
+        return self.dataset
+
+    @property
+    def file_meta(self) -> FileMetaDataset:
+        """File Meta Information for saving the data set as a DICOM file (PS3.10)."""
+        from dimse import _core
+
+        meta = FileMetaDataset()
+        meta.FileMetaInformationVersion = b"\x00\x01"
+        if self.request is not None:
+            meta.MediaStorageSOPClassUID = self.request.get("AffectedSOPClassUID")
+            meta.MediaStorageSOPInstanceUID = self.request.get("AffectedSOPInstanceUID")
+        meta.TransferSyntaxUID = UID(self.context.transfer_syntax[0])
+        meta.ImplementationClassUID = UID(_core.IMPLEMENTATION_CLASS_UID)
+        meta.ImplementationVersionName = _core.IMPLEMENTATION_VERSION_NAME
+        requestor = getattr(self.assoc, "requestor", None)
+        if requestor is not None and requestor.ae_title:
+            meta.SourceApplicationEntityTitle = requestor.ae_title
+        return meta
+
+    def encoded_dataset(self, include_meta: bool = True) -> bytes:
+        """The data set bytes as received, without decoding them. With ``include_meta``
+        (the default, as in pynetdicom) a complete DICOM file: preamble, File Meta
+        Information and data set."""
+        if self.data is None:
+            raise AttributeError(f"{self.event.name} has no data set")
+        if not include_meta:
+            return self.data
+        from dimse import dsutils
+
+        return dsutils.encode_file_meta(self.file_meta) + self.data
 
     @property
     def message_id(self) -> int | None:

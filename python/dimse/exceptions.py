@@ -19,6 +19,7 @@ __all__ = [
     "DimseTimeout",
     "InvalidArgument",
     "InvalidCommandSet",
+    "InvalidFile",
     "InvalidMessage",
     "InvalidPDU",
     "InvalidResponse",
@@ -94,6 +95,10 @@ class NotEstablished(DimseError):
 
 class NoAcceptedContext(DimseError, ValueError):
     """No accepted presentation context fits the request (SOP class, transfer syntax)."""
+
+
+class InvalidFile(DimseError, ValueError):
+    """A file is not a DICOM Part 10 file (no valid File Meta Information, PS3.10 7.1)."""
 
 
 class InvalidResponse(DimseError):

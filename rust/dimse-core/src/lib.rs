@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod association;
+pub mod filemeta;
 pub mod message;
 pub mod negotiation;
 #[cfg(feature = "net")]

@@ -26,6 +26,7 @@ pub enum Kind {
     ConnectFailed,
     DimseTimeout,
     NotEstablished,
+    InvalidFile,
 }
 
 impl Kind {
@@ -41,6 +42,7 @@ impl Kind {
             Kind::ConnectFailed => "ConnectFailed",
             Kind::DimseTimeout => "DimseTimeout",
             Kind::NotEstablished => "NotEstablished",
+            Kind::InvalidFile => "InvalidFile",
         }
     }
 }

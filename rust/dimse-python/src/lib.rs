@@ -329,6 +329,19 @@ impl MessageAssembler {
     }
 }
 
+/// Reads a DICOM file's File Meta Information (PS3.10 7.1) without reading its data set:
+/// the meta's fields, plus `data_offset` (where the data set starts) and `has_preamble`.
+#[pyfunction]
+fn read_file_meta<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    let header = py
+        .detach(|| dimse_core::filemeta::read_header(&path))
+        .map_err(|e| raise(Kind::InvalidFile, format!("{}: {e}", path.display())))?;
+    let out = to_py(py, &header.meta)?;
+    out.set_item("data_offset", header.data_offset)?;
+    out.set_item("has_preamble", header.has_preamble)?;
+    Ok(out)
+}
+
 fn parse_service(name: &str) -> PyResult<Service> {
     Service::ALL
         .into_iter()
@@ -380,6 +393,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_pdu, m)?)?;
     m.add_function(wrap_pyfunction!(fragment, m)?)?;
     m.add_function(wrap_pyfunction!(status_category, m)?)?;
+    m.add_function(wrap_pyfunction!(read_file_meta, m)?)?;
     m.add_function(wrap_pyfunction!(status_name, m)?)?;
     m.add_function(wrap_pyfunction!(net::associate, m)?)?;
     m.add_class::<net::Association>()?;
