@@ -361,3 +361,81 @@ sys.exit(1)
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_failing_user_identity_handler_rejects(echo_server):
+    """A handler that raises or answers something unusable does not let the user in."""
+    from dimse.pdu_primitives import UserIdentityNegotiation
+
+    def broken(event):
+        raise RuntimeError("user database unavailable")
+
+    for handler in (broken, lambda e: False):
+        _, _, port = echo_server(evt_handlers=[(evt.EVT_USER_ID, handler)])
+        assoc = scu().associate("127.0.0.1", port, ext_neg=[UserIdentityNegotiation(1, b"u")])
+        assert (assoc.result, assoc.result_source, assoc.diagnostic) == (1, 1, 1)
+
+
+def test_slow_handler_is_not_a_network_timeout(echo_server):
+    def slow(event):
+        time.sleep(1.5)
+        return 0
+
+    _, _, port = echo_server(network_timeout=0.5, evt_handlers=[(evt.EVT_C_ECHO, slow)])
+    with scu(network_timeout=5).associate("127.0.0.1", port) as assoc:
+        assert assoc.send_c_echo().Status == 0
+
+
+def test_idle_requestor_can_still_call(echo_server):
+    """The requestor's network timeout counts from its last exchange: a pause between
+    calls longer than it does not race the next call."""
+    _, _, port = echo_server(network_timeout=30)
+    with scu(network_timeout=0.3).associate("127.0.0.1", port) as assoc:
+        for _ in range(3):
+            time.sleep(0.5)
+            assert assoc.send_c_echo().Status == 0
+
+
+def test_huge_timeouts_do_not_crash(echo_server):
+    _, _, port = echo_server()
+    with scu(acse_timeout=1e20, dimse_timeout=1e300, network_timeout=float("inf")).associate(
+        "127.0.0.1", port
+    ) as assoc:
+        assert assoc.send_c_echo().Status == 0
+
+
+def test_unsupported_event_handlers_are_refused():
+    ae = AE("X")
+    ae.add_supported_context(sop.Verification)
+    ae.add_requested_context(sop.Verification)
+    with pytest.raises(dimse.InvalidArgument, match="EVT_ESTABLISHED"):
+        ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_ESTABLISHED, print)])
+    with pytest.raises(dimse.InvalidArgument, match="EVT_C_STORE"):
+        ae.associate("127.0.0.1", 1, evt_handlers=[(evt.EVT_C_STORE, print)])
+
+
+def test_dimse_called_from_a_signal_handler_during_a_blocking_call():
+    """A Python signal handler runs outside the runtime: calling dimse from it (here an
+    association attempt) while the main thread waits in dimse must not panic."""
+    import signal
+
+    results = []
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+
+    def on_alarm(signum, frame):
+        results.append(scu().associate("127.0.0.1", closed_port).is_aborted)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            assoc = scu(acse_timeout=1.5).associate("127.0.0.1", listener.getsockname()[1])
+            assert assoc.is_aborted
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert results == [True]

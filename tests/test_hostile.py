@@ -196,3 +196,47 @@ def test_pipelined_requests_are_all_answered(port):
         assert ids == list(range(1, 201))
         s.sendall(struct.pack(">BBI", 5, 0, 4) + bytes(4))
         assert _recv_pdu(s)[0] == 0x06  # A-RELEASE-RP
+
+
+def test_peer_that_never_reads_does_not_pin_the_server(echo_server):
+    """A peer that floods requests and never reads the responses fills our send buffer;
+    the stalled write gives up after the network timeout, the association slot comes
+    back, and shutdown is not held."""
+    import dimse
+
+    _, server, port = echo_server(network_timeout=1, maximum_associations=1)
+    rq = associate_rq(APP_CONTEXT, ECHO_CONTEXT, item(0x50, item(0x51, struct.pack(">I", 0))))
+    echo = dimse.fragment(
+        1,
+        dimse.encode_message(
+            {"type": "C-ECHO-RQ", "affected_sop_class_uid": "1.2.840.10008.1.1", "message_id": 1}
+        ),
+    )[0]
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(rq)
+        assert _recv_pdu(s)[0] == 0x02
+        s.settimeout(0.5)
+        sent = 0
+        deadline = time.monotonic() + 5
+        while sent < 20_000_000 and time.monotonic() < deadline:
+            try:
+                sent += s.send(echo * 1000)
+            except (TimeoutError, BlockingIOError):
+                break
+        # Within a few network timeouts the slot is free again for a normal peer.
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline:
+            try:
+                if echo_ok(port):
+                    break
+            except dimse.AssociationRejected:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the stuck association kept its slot")
+        start = time.monotonic()
+        server.shutdown()
+        assert time.monotonic() - start < 5
+    finally:
+        s.close()

@@ -16,7 +16,6 @@ from dimse.evt import (
     EVT_ASYNC_OPS,
     EVT_C_ECHO,
     EVT_C_STORE,
-    EVT_SOP_COMMON,
     EVT_SOP_EXTENDED,
     EVT_USER_ID,
     Event,
@@ -24,6 +23,7 @@ from dimse.evt import (
     normalize_handlers,
 )
 from dimse.exceptions import (
+    AcseTimeout,
     AssociationAborted,
     AssociationRejected,
     ConnectFailed,
@@ -81,6 +81,9 @@ class AE:
         self.require_called_aet = False
         self._require_calling_aet: list[str] = []
         self.handler_threads = 8
+        #: The largest data set of one message held in memory (bytes); a peer sending
+        #: more gets an A-ABORT.
+        self.maximum_dataset_size = 1 << 30
         self._requested: list[PresentationContext] = []
         self._supported: list[PresentationContext] = []
         self._servers: list[Server] = []
@@ -139,6 +142,7 @@ class AE:
             "network_timeout": self.network_timeout,
             "connection_timeout": self.connection_timeout,
             "maximum_associations": self._maximum_associations,
+            "maximum_dataset_size": int(self.maximum_dataset_size),
         }
 
     # -- presentation contexts ----------------------------------------------------------
@@ -219,8 +223,8 @@ class AE:
         """Requests an association with the AE ``ae_title`` at ``addr:port``.
 
         Returns the Association established or not (check ``is_established``); used as
-        a context manager it raises ``AssociationRejected``, ``AssociationAborted`` or
-        ``ConnectFailed`` instead.
+        a context manager it raises ``AssociationRejected``, ``AssociationAborted``,
+        ``AcseTimeout`` or ``ConnectFailed`` instead.
         """
         called = _check_ae_title(ae_title, "called AE title")
         contexts = list(contexts) if contexts is not None else self._requested
@@ -230,7 +234,7 @@ class AE:
             )
         if len(contexts) > 128:
             raise InvalidArgument("at most 128 presentation contexts can be proposed")
-        normalize_handlers(evt_handlers)
+        _check_supported(normalize_handlers(evt_handlers), _REQUESTOR_EVENTS, "associate()")
         params: dict[str, Any] = {
             "calling_ae_title": self._ae_title,
             "called_ae_title": called,
@@ -258,7 +262,7 @@ class AE:
         assoc = Association(self, requestor, acceptor)
         try:
             core = _core.associate(f"{_host(addr)}:{port}", params, self._settings())
-        except (AssociationRejected, AssociationAborted, ConnectFailed) as e:
+        except (AssociationRejected, AssociationAborted, ConnectFailed, AcseTimeout) as e:
             LOGGER.info("association to %s:%s failed: %s", addr, port, e)
             assoc._failed(e)
             return assoc
@@ -301,6 +305,24 @@ class AE:
         for server in self._servers:
             server.shutdown()
         self._servers.clear()
+
+
+#: Events whose handlers are called today; binding any other is an error rather than a
+#: handler that silently never runs.
+_ACCEPTOR_EVENTS = frozenset(
+    {EVT_C_ECHO, EVT_C_STORE, EVT_USER_ID, EVT_SOP_EXTENDED, EVT_ASYNC_OPS}
+)
+_REQUESTOR_EVENTS: frozenset[Any] = frozenset()
+
+
+def _check_supported(handlers: dict[Any, Any], supported: frozenset[Any], where: str) -> None:
+    unsupported = sorted(e.name for e in handlers if e not in supported)
+    if unsupported:
+        names = ", ".join(sorted(e.name for e in supported)) or "none yet"
+        raise InvalidArgument(
+            f"{where} cannot call handlers for {', '.join(unsupported)} yet; "
+            f"supported here: {names}"
+        )
 
 
 def _host(addr: str) -> str:
@@ -380,6 +402,7 @@ class Server:
     ) -> None:
         self.ae = ae
         self._handlers = normalize_handlers(evt_handlers)
+        _check_supported(self._handlers, _ACCEPTOR_EVENTS, "start_server()")
         acceptor = {
             "ae_title": _check_ae_title(ae_title),
             "require_called_aet": bool(ae.require_called_aet),
@@ -549,7 +572,6 @@ class _Hooks:
         self.user_identity = self._user_identity if EVT_USER_ID in handlers else None
         self.sop_extended = self._sop_extended if EVT_SOP_EXTENDED in handlers else None
         self.async_ops = self._async_ops if EVT_ASYNC_OPS in handlers else None
-        self.sop_common = EVT_SOP_COMMON in handlers
 
     def _event(self, event_type: Any, **attrs: Any) -> Event:
         return Event(None, event_type, attrs=attrs)

@@ -18,8 +18,8 @@ from pydicom.tag import BaseTag
 from dimse import _core, dsutils, sop
 from dimse.exceptions import (
     AssociationAborted,
-    AssociationError,
     AssociationRejected,
+    DimseError,
     DimseTimeout,
     InvalidResponse,
     NoAcceptedContext,
@@ -215,21 +215,25 @@ class Association:
         return self._core
 
     def release(self) -> None:
-        """Releases the association (A-RELEASE), waiting at most the ACSE timeout."""
+        """Releases the association (A-RELEASE), waiting at most the ACSE timeout; a peer
+        that does not answer gets an A-ABORT (and ``AcseTimeout`` is raised)."""
         if not self.is_established or self._core is None:
             return
+        core, self._core = self._core, None
+        self.is_established = False
         try:
-            self._core.release(self.ae.acse_timeout or 30.0)
+            core.release(self.ae.acse_timeout)
             self.is_released = True
-        except AssociationError:
+        except DimseError:
             self.is_aborted = True
-        finally:
-            self.is_established = False
+            core.abort()
+            raise
 
     def abort(self) -> None:
-        """Aborts the association (A-ABORT, service-user source)."""
-        if self._core is not None and self.is_established:
-            self._core.abort()
+        """Aborts the association (A-ABORT, service-user source); returns once it is sent."""
+        core, self._core = self._core, None
+        if core is not None and self.is_established:
+            core.abort()
         self.is_established = False
         self.is_aborted = True
 
@@ -269,6 +273,7 @@ class Association:
         except AssociationAborted:
             self.is_established = False
             self.is_aborted = True
+            self._core = None
             raise
         kind = event[0]
         if kind == "release_requested":
@@ -277,16 +282,20 @@ class Association:
             core.release_response()
             self.is_established = False
             self.is_released = True
+            self._core = None
             raise NotEstablished("the peer released the association before responding")
         if kind != "message":
             self.is_established = False
             self.is_aborted = True
+            self._core = None
             if kind == "aborted":
                 raise AssociationAborted(
                     "the peer aborted the association "
                     f"(A-ABORT source {event[1]}, reason {event[2]})"
                 )
-            raise AssociationAborted(f"the association ended: {event[1:] or kind}")
+            raise AssociationAborted(
+                f"the association ended: {event[1] if len(event) > 1 else kind}"
+            )
         response = _core.decode_command_set(event[2])
         expected = COMMAND_FIELDS[request["type"]] | 0x8000
         if (

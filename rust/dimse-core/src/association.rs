@@ -62,9 +62,12 @@ pub enum AssociationEvent {
     Released,
     /// The peer sent an A-ABORT.
     Aborted(AAbort),
-    /// The association ended because of a protocol error, a closed transport or a timeout;
-    /// the text says which.
+    /// The association ended because of a protocol error or a closed transport; the text
+    /// says which.
     ProviderAborted(String),
+    /// The peer did not answer the A-ASSOCIATE-RQ or A-RELEASE-RQ within the ACSE timeout;
+    /// we sent A-ABORT and closed.
+    TimedOut(String),
 }
 
 /// A local request that is not valid now.
@@ -649,11 +652,11 @@ impl Association {
                     }
                 }),
             ),
-            Indication::AssociateTimeout => AssociationEvent::ProviderAborted(
-                "the peer did not answer the A-ASSOCIATE-RQ in time".to_owned(),
+            Indication::AssociateTimeout => AssociationEvent::TimedOut(
+                "the peer did not answer the A-ASSOCIATE-RQ within the ACSE timeout".to_owned(),
             ),
-            Indication::ReleaseTimeout => AssociationEvent::ProviderAborted(
-                "the peer did not answer the A-RELEASE-RQ in time".to_owned(),
+            Indication::ReleaseTimeout => AssociationEvent::TimedOut(
+                "the peer did not answer the A-RELEASE-RQ within the ACSE timeout".to_owned(),
             ),
         };
         self.events.push_back(event);

@@ -958,8 +958,8 @@ fn release_collision_requestor_times_out_if_acceptor_never_answers() {
     assert!(link.req.wants_close());
     assert_eq!(
         events(&mut link.req),
-        vec![AssociationEvent::ProviderAborted(
-            "the peer did not answer the A-RELEASE-RQ in time".into()
+        vec![AssociationEvent::TimedOut(
+            "the peer did not answer the A-RELEASE-RQ within the ACSE timeout".into()
         )]
     );
 }
@@ -1305,8 +1305,8 @@ fn acse_timeout_awaiting_associate_ac() {
     assert_eq!(link.req.state(), State::Sta1);
     assert_eq!(
         events(&mut link.req),
-        vec![AssociationEvent::ProviderAborted(
-            "the peer did not answer the A-ASSOCIATE-RQ in time".into()
+        vec![AssociationEvent::TimedOut(
+            "the peer did not answer the A-ASSOCIATE-RQ within the ACSE timeout".into()
         )]
     );
     assert_eq!(link.req.deadline(), None);
@@ -1344,8 +1344,8 @@ fn acse_timeout_awaiting_release_rp() {
     assert!(link.req.wants_close());
     assert_eq!(
         events(&mut link.req),
-        vec![AssociationEvent::ProviderAborted(
-            "the peer did not answer the A-RELEASE-RQ in time".into()
+        vec![AssociationEvent::TimedOut(
+            "the peer did not answer the A-RELEASE-RQ within the ACSE timeout".into()
         )]
     );
 }

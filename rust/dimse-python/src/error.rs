@@ -27,6 +27,7 @@ pub enum Kind {
     DimseTimeout,
     NotEstablished,
     InvalidFile,
+    AcseTimeout,
 }
 
 impl Kind {
@@ -43,6 +44,7 @@ impl Kind {
             Kind::DimseTimeout => "DimseTimeout",
             Kind::NotEstablished => "NotEstablished",
             Kind::InvalidFile => "InvalidFile",
+            Kind::AcseTimeout => "AcseTimeout",
         }
     }
 }

@@ -46,30 +46,33 @@ pub fn block_on<T: Send>(
     block_on_in(py, runtime(), fut)
 }
 
-/// [`block_on`] on a given runtime.
+/// [`block_on`] on a given runtime. Signals are checked between 100 ms slices, outside
+/// the runtime: a Python signal handler may itself call dimse (start a runtime) without
+/// nesting one runtime in another.
 fn block_on_in<T: Send>(
     py: Python<'_>,
     rt: &tokio::runtime::Runtime,
     fut: impl std::future::Future<Output = T> + Send,
 ) -> PyResult<T> {
-    py.detach(|| {
-        rt.block_on(async {
-            tokio::pin!(fut);
-            loop {
-                tokio::select! {
-                    out = &mut fut => return Ok(out),
-                    () = tokio::time::sleep(Duration::from_millis(100)) => {
-                        Python::attach(|py| py.check_signals())?;
-                    }
-                }
-            }
-        })
-    })
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        // The timer must be created inside the runtime (it registers with its driver).
+        let slice = py.detach(|| {
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(100), fut.as_mut()).await
+            })
+        });
+        match slice {
+            Ok(out) => return Ok(out),
+            Err(_) => py.check_signals()?,
+        }
+    }
 }
 
+/// Seconds from Python as a Duration; `None`, negative, NaN or too large for a Duration
+/// mean "no limit".
 fn seconds(v: Option<f64>) -> Option<Duration> {
-    v.filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    v.and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 /// Settings shared by both roles, from the AE's attributes.
@@ -80,9 +83,19 @@ struct Settings {
     connection_timeout: Option<f64>,
     #[serde(default)]
     maximum_associations: Option<usize>,
+    #[serde(default)]
+    maximum_dataset_size: Option<usize>,
 }
 
 impl Settings {
+    fn limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        if let Some(max) = self.maximum_dataset_size {
+            limits.max_dataset_length = max;
+        }
+        limits
+    }
+
     fn timeouts(&self) -> Timeouts {
         let acse = seconds(self.acse_timeout).unwrap_or(Duration::MAX);
         Timeouts {
@@ -117,10 +130,10 @@ pub fn associate(
         .build_rq()
         .map_err(|e| raise(Kind::InvalidArgument, e.to_string()))?;
     let config = net::ClientConfig {
-        connect_timeout: seconds(settings.connection_timeout).unwrap_or(Duration::from_secs(30)),
+        connect_timeout: seconds(settings.connection_timeout),
         timeouts: settings.timeouts(),
         network_timeout: seconds(settings.network_timeout),
-        limits: Limits::default(),
+        limits: settings.limits(),
     };
     // A requestor association runs on a current-thread runtime of its own, driven by the
     // thread that calls it: a request and its response then cost no cross-thread wake-up
@@ -156,6 +169,10 @@ pub fn associate(
             Err(raise(Kind::ConnectFailed, e.to_string()))
         }
         Err(e @ AssociateError::Aborted(_)) => Err(raise(Kind::AssociationAborted, e.to_string())),
+        Err(AssociateError::TimedOut(why)) => Err(raise(
+            Kind::AcseTimeout,
+            format!("{why} (AE.acse_timeout): no A-ASSOCIATE-AC or -RJ from {address}"),
+        )),
     }
 }
 
@@ -187,6 +204,11 @@ fn link_error(e: LinkError) -> PyErr {
             "the association is closed".to_owned(),
         ),
         LinkError::Invalid(e) => raise(Kind::NotEstablished, e.to_string()),
+        LinkError::AcseTimeout(why) => raise(Kind::AcseTimeout, format!("{why} (AE.acse_timeout)")),
+        LinkError::Ended(why) => raise(
+            Kind::AssociationAborted,
+            format!("the association ended: {why}"),
+        ),
     }
 }
 
@@ -219,7 +241,9 @@ fn event_to_py<'py>(py: Python<'py>, event: AssociationEvent) -> PyResult<Bound<
         AssociationEvent::Aborted(a) => {
             ("aborted", a.source.value(), a.reason.value()).into_pyobject(py)?
         }
-        AssociationEvent::ProviderAborted(why) => ("provider_aborted", why).into_pyobject(py)?,
+        AssociationEvent::ProviderAborted(why) | AssociationEvent::TimedOut(why) => {
+            ("provider_aborted", why).into_pyobject(py)?
+        }
         other => ("other", format!("{other:?}")).into_pyobject(py)?,
     })
 }
@@ -318,7 +342,11 @@ impl Association {
     #[pyo3(signature = (timeout=30.0))]
     fn release(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
         let client = self.client.clone();
-        let t = seconds(Some(timeout)).unwrap_or(Duration::from_secs(30));
+        // The state machine enforces the ACSE timeout (and raises AcseTimeout); this is a
+        // backstop beyond it, so that the right error wins.
+        let t = seconds(Some(timeout)).map_or(Duration::from_secs(24 * 3600), |t| {
+            t + Duration::from_secs(2)
+        });
         block_on_in(py, &self.rt, async move { client.release(t).await })?.map_err(link_error)
     }
 
@@ -429,31 +457,44 @@ struct PyHooks {
     hooks: Option<Arc<Py<PyAny>>>,
 }
 
+/// What calling a hook gave.
+enum HookResult<T> {
+    /// No hook bound for this event.
+    Unbound,
+    Value(T),
+    /// The hook raised or returned something unusable (already reported).
+    Failed,
+}
+
 impl PyHooks {
     fn call<T: for<'a, 'py> FromPyObject<'a, 'py>>(
         &self,
         name: &str,
         args: impl for<'py> IntoPyObject<'py, Target = PyTuple>,
-    ) -> Option<T> {
-        let hooks = self.hooks.as_ref()?;
+    ) -> HookResult<T> {
+        let Some(hooks) = self.hooks.as_ref() else {
+            return HookResult::Unbound;
+        };
         Python::attach(|py| {
             let obj = hooks.bind(py);
-            let method = obj.getattr(name).ok().filter(|m| !m.is_none())?;
+            let Some(method) = obj.getattr(name).ok().filter(|m| !m.is_none()) else {
+                return HookResult::Unbound;
+            };
             let args = match args.into_pyobject(py) {
                 Ok(a) => pyo3::BoundObject::into_bound(a),
                 Err(e) => {
                     Into::<PyErr>::into(e).print(py);
-                    return None;
+                    return HookResult::Failed;
                 }
             };
             match method
                 .call1(args)
                 .and_then(|r| r.extract::<T>().map_err(Into::into))
             {
-                Ok(v) => Some(v),
+                Ok(v) => HookResult::Value(v),
                 Err(e) => {
                     e.print(py);
-                    None
+                    HookResult::Failed
                 }
             }
         })
@@ -469,12 +510,13 @@ impl AcceptorHooks for PyHooks {
             identity.positive_response_requested,
         );
         match self.call::<(bool, Option<Vec<u8>>)>("user_identity", args) {
-            Some((true, response)) => UserIdentityVerdict::Accept {
+            HookResult::Unbound => UserIdentityVerdict::Accept { response: None },
+            HookResult::Value((true, response)) => UserIdentityVerdict::Accept {
                 response: response.map(Bytes::from),
             },
-            Some((false, _)) => UserIdentityVerdict::Reject,
-            None if self.hooks.is_some() => UserIdentityVerdict::Accept { response: None },
-            None => UserIdentityVerdict::Accept { response: None },
+            // A handler that says no, raises, or answers something else: the identity is
+            // not verified (fail closed, as pynetdicom does).
+            HookResult::Value((false, _)) | HookResult::Failed => UserIdentityVerdict::Reject,
         }
     }
 
@@ -483,8 +525,11 @@ impl AcceptorHooks for PyHooks {
             .iter()
             .map(|e| (e.sop_class_uid.clone(), e.info.to_vec()))
             .collect();
-        self.call::<Vec<(String, Vec<u8>)>>("sop_extended", (items,))
-            .unwrap_or_default()
+        let answers = match self.call::<Vec<(String, Vec<u8>)>>("sop_extended", (items,)) {
+            HookResult::Value(v) => v,
+            HookResult::Unbound | HookResult::Failed => Vec::new(),
+        };
+        answers
             .into_iter()
             .map(|(sop_class_uid, info)| ExtendedNegotiation {
                 sop_class_uid,
@@ -494,8 +539,10 @@ impl AcceptorHooks for PyHooks {
     }
 
     fn async_ops(&mut self, invoked: u16, performed: u16) -> (u16, u16) {
-        self.call::<(u16, u16)>("async_ops", (invoked, performed))
-            .unwrap_or((1, 1))
+        match self.call::<(u16, u16)>("async_ops", (invoked, performed)) {
+            HookResult::Value(v) => v,
+            HookResult::Unbound | HookResult::Failed => (1, 1),
+        }
     }
 }
 
@@ -528,7 +575,7 @@ impl Server {
         let config = Arc::new(net::ServerConfig {
             acceptor,
             timeouts: settings.timeouts(),
-            limits: Limits::default(),
+            limits: settings.limits(),
             max_associations: settings.maximum_associations.unwrap_or(10).max(1),
             network_timeout: seconds(settings.network_timeout),
         });

@@ -16,8 +16,8 @@ use crate::ul::Timeouts;
 /// Settings of one requestor association.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// How long to wait for the TCP connection.
-    pub connect_timeout: Duration,
+    /// How long to wait for the TCP connection (None: as long as the OS tries).
+    pub connect_timeout: Option<Duration>,
     /// ARTIM, and the ACSE wait for the A-ASSOCIATE-AC and A-RELEASE-RP.
     pub timeouts: Timeouts,
     /// Abort when nothing arrives for this long (None: never).
@@ -28,7 +28,7 @@ pub struct ClientConfig {
 impl Default for ClientConfig {
     fn default() -> Self {
         ClientConfig {
-            connect_timeout: Duration::from_secs(30),
+            connect_timeout: Some(Duration::from_secs(30)),
             timeouts: Timeouts::default(),
             network_timeout: None,
             limits: Limits::default(),
@@ -50,6 +50,8 @@ pub enum AssociateError {
     Rejected(AAssociateRj),
     #[error("association aborted during negotiation: {0}")]
     Aborted(String),
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 /// Why an established association failed a request.
@@ -61,6 +63,10 @@ pub enum LinkError {
     Closed,
     #[error("no reply within {0:?}")]
     Timeout(Duration),
+    #[error("{0}")]
+    AcseTimeout(String),
+    #[error("the association ended: {0}")]
+    Ended(String),
 }
 
 /// An established association, as seen by its user. Cloneable handles are not offered:
@@ -83,12 +89,17 @@ pub async fn associate(
     rq: AAssociateRq,
     config: ClientConfig,
 ) -> Result<Client, AssociateError> {
-    let stream = match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await
-    {
+    let connect = async {
+        match config.connect_timeout {
+            Some(t) => tokio::time::timeout(t, TcpStream::connect(addr)).await,
+            None => Ok(TcpStream::connect(addr).await),
+        }
+    };
+    let stream = match connect.await {
         Err(_) => {
             return Err(AssociateError::ConnectTimeout {
                 addr: addr.to_owned(),
-                timeout: config.connect_timeout,
+                timeout: config.connect_timeout.unwrap_or_default(),
             })
         }
         Ok(Err(source)) => {
@@ -132,6 +143,7 @@ pub async fn associate(
             a.source, a.reason
         ))),
         Some(AssociationEvent::ProviderAborted(why)) => Err(AssociateError::Aborted(why)),
+        Some(AssociationEvent::TimedOut(why)) => Err(AssociateError::TimedOut(why)),
         Some(other) => Err(AssociateError::Aborted(format!(
             "unexpected event during negotiation: {other:?}"
         ))),
@@ -197,19 +209,31 @@ impl Client {
         next.ok_or(LinkError::Closed)
     }
 
-    /// Answers the peer's release request.
+    /// Answers the peer's release request; returns once the A-RELEASE-RP is written.
     pub async fn release_response(&self) -> Result<(), LinkError> {
+        let (tx, rx) = oneshot::channel();
         self.requests
-            .send(Request::ReleaseResponse)
+            .send(Request::ReleaseResponse { done: Some(tx) })
             .await
-            .map_err(|_| LinkError::Closed)
+            .map_err(|_| LinkError::Closed)?;
+        let _ = rx.await;
+        Ok(())
     }
 
     /// Releases the association and waits for the peer's A-RELEASE-RP (bounded by the
-    /// ACSE timeout in the state machine, and `timeout` here). Messages that arrive
-    /// meanwhile are dropped.
+    /// ACSE timeout in the state machine; `timeout` is a backstop beyond it). Messages
+    /// that arrive meanwhile are dropped. A release the peer asked for first (its
+    /// A-RELEASE-RQ already read) is answered instead.
     pub async fn release(&self, timeout: Duration) -> Result<(), LinkError> {
-        self.request(|done| Request::Release { done }).await?;
+        match self.request(|done| Request::Release { done }).await {
+            Ok(()) => {}
+            Err(LinkError::Invalid(AssociationError::InvalidState { .. })) => {
+                // Not in Sta6: the peer's A-RELEASE-RQ is probably waiting among the
+                // events; answer it (PS3.8 AR-2, AR-4).
+                return self.answer_pending_release(timeout).await;
+            }
+            Err(e) => return Err(e),
+        }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -217,6 +241,26 @@ impl Client {
                 AssociationEvent::Released => return Ok(()),
                 // Release collision: answer it (PS3.8 Sta9/Sta12 paths).
                 AssociationEvent::ReleaseRequested => self.release_response().await?,
+                AssociationEvent::TimedOut(why) => return Err(LinkError::AcseTimeout(why)),
+                AssociationEvent::Aborted(a) => {
+                    return Err(LinkError::Ended(format!(
+                        "the peer sent A-ABORT (source {:?}, reason {:?})",
+                        a.source, a.reason
+                    )))
+                }
+                AssociationEvent::ProviderAborted(why) => return Err(LinkError::Ended(why)),
+                _ => {}
+            }
+        }
+    }
+
+    async fn answer_pending_release(&self, timeout: Duration) -> Result<(), LinkError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_event(Some(left)).await? {
+                AssociationEvent::ReleaseRequested => return self.release_response().await,
+                AssociationEvent::Released => return Ok(()),
                 AssociationEvent::Aborted(_) | AssociationEvent::ProviderAborted(_) => {
                     return Err(LinkError::Closed)
                 }
@@ -225,8 +269,17 @@ impl Client {
         }
     }
 
-    /// Aborts the association (A-ABORT, service-user source).
+    /// Aborts the association (A-ABORT, service-user source); returns once it is written
+    /// (or could not be).
     pub async fn abort(&self) {
-        let _ = self.requests.send(Request::Abort).await;
+        let (tx, rx) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Abort { done: Some(tx) })
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
     }
 }

@@ -23,8 +23,17 @@ pub(crate) enum Request {
     Release {
         done: oneshot::Sender<Result<(), AssociationError>>,
     },
-    ReleaseResponse,
-    Abort,
+    /// Answer the peer's release request; `done` fires once the A-RELEASE-RP is written.
+    ReleaseResponse {
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// Abort; `done` fires once the A-ABORT is written (or could not be).
+    Abort {
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// While held, the network timeout does not run: the user owes the peer a response
+    /// (a handler at work), so silence from the peer is expected.
+    Hold(bool),
     Accept {
         ac: crate::pdu::AAssociateAc,
         negotiated: Box<crate::negotiation::Negotiated>,
@@ -36,18 +45,36 @@ pub(crate) enum Request {
 /// beyond the PDU being assembled.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Writes everything the association queued, one vectored write per fragment.
-pub(crate) async fn flush(stream: &mut TcpStream, assoc: &mut Association) -> std::io::Result<()> {
+/// How long one write may make no progress when no network timeout is set: a peer that
+/// stops reading must not pin the association (and its timers) forever.
+const DEFAULT_WRITE_STALL: Duration = Duration::from_secs(60);
+
+/// Writes everything the association queued, one vectored write per fragment; each
+/// write must make progress within `stall`.
+pub(crate) async fn flush(
+    stream: &mut TcpStream,
+    assoc: &mut Association,
+    stall: Duration,
+) -> std::io::Result<()> {
+    let timed = |e: tokio::time::error::Elapsed| -> std::io::Error {
+        let _ = e;
+        std::io::ErrorKind::TimedOut.into()
+    };
     while let Some(t) = assoc.poll_transmit() {
         match t {
-            Transmit::Pdu(b) => stream.write_all(&b).await?,
+            Transmit::Pdu(b) => tokio::time::timeout(stall, stream.write_all(&b))
+                .await
+                .map_err(timed)??,
             Transmit::Fragment(f) => {
                 let mut header: &[u8] = &f.header;
                 let mut data: &[u8] = &f.data;
                 while !header.is_empty() || !data.is_empty() {
-                    let n = stream
-                        .write_vectored(&[IoSlice::new(header), IoSlice::new(data)])
-                        .await?;
+                    let n = tokio::time::timeout(
+                        stall,
+                        stream.write_vectored(&[IoSlice::new(header), IoSlice::new(data)]),
+                    )
+                    .await
+                    .map_err(timed)??;
                     if n == 0 {
                         return Err(std::io::ErrorKind::WriteZero.into());
                     }
@@ -70,7 +97,9 @@ pub(crate) enum End {
 /// Runs the association until its transport closes. Events go to `events`: while the
 /// user has not taken them, the socket is not read (back-pressure), but requests (an
 /// abort, a response to send) are still served, so neither side can wait on the other.
-/// `idle` closes the association with an A-ABORT when nothing arrives for that long.
+/// `idle` aborts the association when nothing is exchanged for that long (not counted
+/// while the user holds it, i.e. owes the peer a response); it also bounds how long one
+/// write may make no progress (a peer that stops reading cannot pin us).
 pub(crate) async fn run(
     mut stream: TcpStream,
     mut assoc: Association,
@@ -78,13 +107,19 @@ pub(crate) async fn run(
     events: mpsc::Sender<AssociationEvent>,
     idle: Option<Duration>,
 ) -> End {
+    let stall = idle.unwrap_or(DEFAULT_WRITE_STALL);
     let mut last_activity = Instant::now();
+    let mut held = false;
     let mut requests_open = true;
     let mut pending: VecDeque<AssociationEvent> = VecDeque::new();
+    let mut flushed: Vec<oneshot::Sender<()>> = Vec::new();
     let mut user_gone = false;
     loop {
-        if flush(&mut stream, &mut assoc).await.is_err() {
+        if flush(&mut stream, &mut assoc, stall).await.is_err() {
             assoc.transport_closed(Instant::now());
+        }
+        for done in flushed.drain(..) {
+            let _ = done.send(());
         }
         while let Some(event) = assoc.poll_event() {
             if !user_gone {
@@ -93,9 +128,9 @@ pub(crate) async fn run(
         }
         if assoc.wants_close() {
             if assoc.has_transmit() {
-                let _ = flush(&mut stream, &mut assoc).await;
+                let _ = flush(&mut stream, &mut assoc, stall).await;
             }
-            let _ = stream.shutdown().await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
             // Deliver what is left (the user may be waiting for a final event) from a
             // task of its own: the socket is closed already, and a user that never
             // reads again must not hold this one.
@@ -110,7 +145,8 @@ pub(crate) async fn run(
             }
             return End::Closed;
         }
-        let deadline = [assoc.deadline(), idle.map(|d| last_activity + d)]
+        let idle_deadline = idle.filter(|_| !held).map(|d| last_activity + d);
+        let deadline = [assoc.deadline(), idle_deadline]
             .into_iter()
             .flatten()
             .min();
@@ -127,6 +163,49 @@ pub(crate) async fn run(
             buf.reserve(hint);
         }
         tokio::select! {
+            // Requests first: a request that waited while nothing polled this task (a
+            // requestor's runtime runs only during calls) must not lose to a timer that
+            // expired meanwhile.
+            biased;
+            request = requests.recv(), if requests_open => {
+                let now = Instant::now();
+                match request {
+                    Some(Request::Send { context_id, command, dataset, done }) => {
+                        last_activity = now;
+                        let _ = done.send(assoc.send_message(context_id, command, dataset, now));
+                    }
+                    Some(Request::Release { done }) => {
+                        last_activity = now;
+                        let _ = done.send(assoc.release(now));
+                    }
+                    Some(Request::ReleaseResponse { done }) => {
+                        let _ = assoc.release_response(now);
+                        flushed.extend(done);
+                    }
+                    Some(Request::Abort { done }) => {
+                        assoc.abort(now);
+                        flushed.extend(done);
+                    }
+                    Some(Request::Hold(on)) => {
+                        held = on;
+                        last_activity = now;
+                    }
+                    Some(Request::Accept { ac, negotiated }) => {
+                        let _ = assoc.accept(ac, *negotiated, now);
+                    }
+                    Some(Request::Reject(rj)) => {
+                        let _ = assoc.reject(rj, now);
+                    }
+                    None => {
+                        // The user dropped its handle without releasing: abort, as
+                        // pynetdicom does for an association it garbage-collects.
+                        requests_open = false;
+                        if assoc.is_established() {
+                            assoc.abort(now);
+                        }
+                    }
+                }
+            }
             read = stream.read_buf(buf), if can_read => {
                 let now = Instant::now();
                 match read {
@@ -151,40 +230,11 @@ pub(crate) async fn run(
                     }
                 }
             }
-            request = requests.recv(), if requests_open => {
-                let now = Instant::now();
-                match request {
-                    Some(Request::Send { context_id, command, dataset, done }) => {
-                        let _ = done.send(assoc.send_message(context_id, command, dataset, now));
-                    }
-                    Some(Request::Release { done }) => {
-                        let _ = done.send(assoc.release(now));
-                    }
-                    Some(Request::ReleaseResponse) => {
-                        let _ = assoc.release_response(now);
-                    }
-                    Some(Request::Abort) => assoc.abort(now),
-                    Some(Request::Accept { ac, negotiated }) => {
-                        let _ = assoc.accept(ac, *negotiated, now);
-                    }
-                    Some(Request::Reject(rj)) => {
-                        let _ = assoc.reject(rj, now);
-                    }
-                    None => {
-                        // The user dropped its handle without releasing: abort, as
-                        // pynetdicom does for an association it garbage-collects.
-                        requests_open = false;
-                        if assoc.is_established() {
-                            assoc.abort(now);
-                        }
-                    }
-                }
-            }
             () = sleep => {
                 let now = Instant::now();
                 if assoc.deadline().is_some_and(|d| now >= d) {
                     assoc.handle_timeout(now);
-                } else if idle.is_some_and(|d| now >= last_activity + d) {
+                } else if idle_deadline.is_some_and(|d| now >= d) {
                     last_activity = now;
                     assoc.idle_timeout(now);
                 }

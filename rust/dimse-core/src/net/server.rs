@@ -96,8 +96,24 @@ pub async fn serve(
         }
     }
     drop(listener);
-    while tasks.join_next().await.is_some() {}
+    // Associations in progress were told to abort; give them a moment to say so to
+    // their peers, then stop them (a stuck write must not hold shutdown).
+    let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            next = tasks.join_next() => if next.is_none() { break },
+            () = &mut grace => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
 }
+
+/// How long a shutting-down server waits for its associations to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Events waiting for the association's handler, at most.
 const EVENT_QUEUE: usize = 8;
@@ -141,7 +157,7 @@ async fn serve_one(
                 // Graceful shutdown (or the server handle dropped): abort what is in
                 // progress, then keep driving it to its close.
                 watching = false;
-                let _ = req_tx.send(Request::Abort).await;
+                let _ = req_tx.send(Request::Abort { done: None }).await;
                 how = "aborted by server shutdown";
                 continue;
             }
@@ -191,7 +207,11 @@ async fn serve_one(
             }
             AssociationEvent::Message(message) => {
                 let Some(assoc) = info.as_ref() else { continue };
-                for response in service.handle(assoc, message).await {
+                // The peer waits for our answer: its silence meanwhile is no idleness.
+                let _ = req_tx.send(Request::Hold(true)).await;
+                let responses = service.handle(assoc, message).await;
+                let _ = req_tx.send(Request::Hold(false)).await;
+                for response in responses {
                     let (done, _ignored) = tokio::sync::oneshot::channel();
                     if req_tx
                         .send(Request::Send {
@@ -209,11 +229,11 @@ async fn serve_one(
             }
             AssociationEvent::ReleaseRequested => {
                 how = "released";
-                let _ = req_tx.send(Request::ReleaseResponse).await;
+                let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
             }
             AssociationEvent::Released => how = "released",
             AssociationEvent::Aborted(_) => how = "aborted by the peer",
-            AssociationEvent::ProviderAborted(_) => how = "aborted",
+            AssociationEvent::ProviderAborted(_) | AssociationEvent::TimedOut(_) => how = "aborted",
             AssociationEvent::Established(_) | AssociationEvent::Rejected(_) => {}
         }
     }
