@@ -10,12 +10,18 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from dimse import _core, sop
+from dimse import _core, dsutils, sop
 from dimse.association import Association, ServiceUser
 from dimse.evt import (
     EVT_ASYNC_OPS,
     EVT_C_ECHO,
     EVT_C_STORE,
+    EVT_N_ACTION,
+    EVT_N_CREATE,
+    EVT_N_DELETE,
+    EVT_N_EVENT_REPORT,
+    EVT_N_GET,
+    EVT_N_SET,
     EVT_SOP_EXTENDED,
     EVT_USER_ID,
     Event,
@@ -309,8 +315,16 @@ class AE:
 
 #: Events whose handlers are called today; binding any other is an error rather than a
 #: handler that silently never runs.
+_N_EVENTS = {
+    "N-EVENT-REPORT-RQ": EVT_N_EVENT_REPORT,
+    "N-GET-RQ": EVT_N_GET,
+    "N-SET-RQ": EVT_N_SET,
+    "N-ACTION-RQ": EVT_N_ACTION,
+    "N-CREATE-RQ": EVT_N_CREATE,
+    "N-DELETE-RQ": EVT_N_DELETE,
+}
 _ACCEPTOR_EVENTS = frozenset(
-    {EVT_C_ECHO, EVT_C_STORE, EVT_USER_ID, EVT_SOP_EXTENDED, EVT_ASYNC_OPS}
+    {EVT_C_ECHO, EVT_C_STORE, EVT_USER_ID, EVT_SOP_EXTENDED, EVT_ASYNC_OPS, *_N_EVENTS.values()}
 )
 _REQUESTOR_EVENTS: frozenset[Any] = frozenset()
 
@@ -499,17 +513,76 @@ class Server:
         elif request["type"] == "C-STORE-RQ":
             response["affected_sop_instance_uid"] = request["affected_sop_instance_uid"]
             response.update(self._store(info, context_id, command, dataset))
+        elif request["type"] in _N_EVENTS:
+            reply = self._n_service(info, context_id, command, dataset, request, response)
+            return [(context_id, _encode_response(response, reply is not None), reply)]
         else:
             # The other services arrive with the rest of the service-user roles issue.
             response.update(status=0x0211, error_comment="Unrecognized Operation")
+        return [(context_id, _encode_response(response, False), None)]
+
+    def _n_service(
+        self,
+        info: dict[str, Any],
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None,
+        request: dict[str, Any],
+        response: dict[str, Any],
+    ) -> bytes | None:
+        """An N-service request (PS3.7 10): runs its handler, fills ``response`` and
+        returns the reply data set bytes, if any."""
+        event_type = _N_EVENTS[request["type"]]
+        response["affected_sop_class_uid"] = request.get(
+            "affected_sop_class_uid", request.get("requested_sop_class_uid")
+        )
+        instance = request.get(
+            "affected_sop_instance_uid", request.get("requested_sop_instance_uid")
+        )
+        for key in ("event_type_id", "action_type_id"):
+            if key in request:
+                response[key] = request[key]
+        context = _context(info, context_id)
+        event = Event(
+            _AcceptorView(self.ae, info),
+            event_type,
+            request=_command_dataset(command),
+            context=context,
+            data=dataset,
+        )
+        if event_type not in self._handlers:
+            response.update(
+                status=0x0110, error_comment=_comment(f"no handler bound to {event_type.name}")
+            )
+            return None
         try:
-            out = _core.encode_message(response, has_dataset=False)
+            result = self._call(event_type, event)
+            status, reply = (result, None) if event_type is EVT_N_DELETE else result
+            response.update(_status_fields(status))
         except Exception as e:
-            LOGGER.error("invalid handler result: %s", e)
-            response = {k: v for k, v in response.items() if k != "error_comment"}
-            response.update(status=0x0110, error_comment=_comment(f"invalid status: {e}"))
-            out = _core.encode_message(response, has_dataset=False)
-        return [(context_id, out, None)]
+            LOGGER.error("the %s handler raised:\n%s", event_type.name, traceback.format_exc())
+            response.update(status=0x0110, error_comment=_comment(f"handler raised {e!r}"))
+            return None
+        if not instance and isinstance(reply, Dataset) and "SOPInstanceUID" in reply:
+            instance = str(reply.SOPInstanceUID)  # N-CREATE: the SCP chose the UID
+        if instance:
+            response["affected_sop_instance_uid"] = instance
+        ok = response["status"] == 0 or 0xB000 <= response["status"] <= 0xBFFF
+        if reply is None or not ok or context is None:
+            return None
+        return dsutils.encode(reply, context.transfer_syntax[0])
+
+
+def _encode_response(response: dict[str, Any], has_dataset: bool) -> bytes:
+    """The response's command set; a status a handler got wrong becomes a processing
+    failure that says so."""
+    try:
+        return _core.encode_message(response, has_dataset=has_dataset)
+    except Exception as e:
+        LOGGER.error("invalid handler result: %s", e)
+        response = {k: v for k, v in response.items() if k != "error_comment"}
+        response.update(status=0x0110, error_comment=_comment(f"invalid status: {e}"))
+        return _core.encode_message(response, has_dataset=False)
 
 
 def _store_status(server: Server, event: Event) -> dict[str, Any]:

@@ -388,6 +388,131 @@ class Association:
         response, _command, _ = self._exchange(pc.context_id or 1, request, data)
         return status_dataset(response)
 
+    # -- DIMSE-N (PS3.7 10) --------------------------------------------------------------
+
+    def _n_request(
+        self,
+        request: dict[str, Any],
+        dataset: Dataset | None,
+        class_uid: str,
+        meta_uid: str | None,
+        msg_id: int | None,
+    ) -> tuple[Dataset, Dataset | None]:
+        """Sends an N-service request on the context of ``meta_uid`` (a Meta SOP Class,
+        e.g. print management) or ``class_uid``; returns the status and the reply data
+        set (None when the response carries none)."""
+        pc = self._context_for(meta_uid or class_uid)
+        ts = pc.transfer_syntax[0]
+        request["message_id"] = self._next_message_id(msg_id)
+        data = dsutils.encode(dataset, ts) if dataset is not None else None
+        response, _command, reply = self._exchange(pc.context_id or 1, request, data)
+        return status_dataset(response), (dsutils.decode(reply, ts) if reply else None)
+
+    def send_n_event_report(
+        self,
+        dataset: Dataset | None,
+        event_type: int,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> tuple[Dataset, Dataset | None]:
+        """N-EVENT-REPORT (PS3.7 10.1.1): returns (status, event reply)."""
+        request = {
+            "type": "N-EVENT-REPORT-RQ",
+            "affected_sop_class_uid": class_uid,
+            "affected_sop_instance_uid": instance_uid,
+            "event_type_id": event_type,
+        }
+        return self._n_request(request, dataset, class_uid, meta_uid, msg_id)
+
+    def send_n_get(
+        self,
+        identifier_list: list[int] | None,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> tuple[Dataset, Dataset | None]:
+        """N-GET (PS3.7 10.1.2) of the attributes whose tags are listed (None or empty:
+        all); returns (status, attribute list)."""
+        request: dict[str, Any] = {
+            "type": "N-GET-RQ",
+            "requested_sop_class_uid": class_uid,
+            "requested_sop_instance_uid": instance_uid,
+        }
+        if identifier_list:
+            request["attribute_identifier_list"] = [
+                (int(t) >> 16, int(t) & 0xFFFF) for t in identifier_list
+            ]
+        return self._n_request(request, None, class_uid, meta_uid, msg_id)
+
+    def send_n_set(
+        self,
+        dataset: Dataset,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> tuple[Dataset, Dataset | None]:
+        """N-SET (PS3.7 10.1.3) with ``dataset`` as the modification list; returns
+        (status, attribute list)."""
+        request = {
+            "type": "N-SET-RQ",
+            "requested_sop_class_uid": class_uid,
+            "requested_sop_instance_uid": instance_uid,
+        }
+        return self._n_request(request, dataset, class_uid, meta_uid, msg_id)
+
+    def send_n_action(
+        self,
+        dataset: Dataset | None,
+        action_type: int,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> tuple[Dataset, Dataset | None]:
+        """N-ACTION (PS3.7 10.1.4): returns (status, action reply)."""
+        request = {
+            "type": "N-ACTION-RQ",
+            "requested_sop_class_uid": class_uid,
+            "requested_sop_instance_uid": instance_uid,
+            "action_type_id": action_type,
+        }
+        return self._n_request(request, dataset, class_uid, meta_uid, msg_id)
+
+    def send_n_create(
+        self,
+        dataset: Dataset | None,
+        class_uid: str,
+        instance_uid: str | None = None,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> tuple[Dataset, Dataset | None]:
+        """N-CREATE (PS3.7 10.1.5); without ``instance_uid`` the SCP chooses it (in the
+        response's AffectedSOPInstanceUID). Returns (status, attribute list)."""
+        request: dict[str, Any] = {"type": "N-CREATE-RQ", "affected_sop_class_uid": class_uid}
+        if instance_uid is not None:
+            request["affected_sop_instance_uid"] = instance_uid
+        return self._n_request(request, dataset, class_uid, meta_uid, msg_id)
+
+    def send_n_delete(
+        self,
+        class_uid: str,
+        instance_uid: str,
+        msg_id: int | None = None,
+        meta_uid: str | None = None,
+    ) -> Dataset:
+        """N-DELETE (PS3.7 10.1.6): returns the status."""
+        request = {
+            "type": "N-DELETE-RQ",
+            "requested_sop_class_uid": class_uid,
+            "requested_sop_instance_uid": instance_uid,
+        }
+        status, _ = self._n_request(request, None, class_uid, meta_uid, msg_id)
+        return status
+
     def send_c_echo(self, msg_id: int | None = None) -> Dataset:
         """Sends a C-ECHO request (Verification, PS3.4 A) and returns the response status
         as a Dataset (``.Status``). A failure status is returned, not raised; an abort or a

@@ -23,6 +23,12 @@ __all__ = [
     "EVT_C_ECHO",
     "EVT_C_STORE",
     "EVT_ESTABLISHED",
+    "EVT_N_ACTION",
+    "EVT_N_CREATE",
+    "EVT_N_DELETE",
+    "EVT_N_EVENT_REPORT",
+    "EVT_N_GET",
+    "EVT_N_SET",
     "EVT_REJECTED",
     "EVT_RELEASED",
     "EVT_REQUESTED",
@@ -49,6 +55,12 @@ class EventType:
 
 EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO request received", True)
 EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE request received", True)
+EVT_N_EVENT_REPORT = EventType("EVT_N_EVENT_REPORT", "N-EVENT-REPORT request received", True)
+EVT_N_GET = EventType("EVT_N_GET", "N-GET request received", True)
+EVT_N_SET = EventType("EVT_N_SET", "N-SET request received", True)
+EVT_N_ACTION = EventType("EVT_N_ACTION", "N-ACTION request received", True)
+EVT_N_CREATE = EventType("EVT_N_CREATE", "N-CREATE request received", True)
+EVT_N_DELETE = EventType("EVT_N_DELETE", "N-DELETE request received", True)
 EVT_USER_ID = EventType("EVT_USER_ID", "user identity negotiation", True)
 EVT_SOP_EXTENDED = EventType("EVT_SOP_EXTENDED", "SOP class extended negotiation", True)
 EVT_SOP_COMMON = EventType("EVT_SOP_COMMON", "SOP class common extended negotiation", True)
@@ -98,6 +110,44 @@ class Event:
 
             self._decoded = dsutils.decode(self.data, self.context.transfer_syntax[0])
         return self._decoded
+
+    @property
+    def attribute_list(self) -> Dataset:
+        """N-CREATE: the request's Attribute List, decoded on first access."""
+        return self.dataset
+
+    @property
+    def modification_list(self) -> Dataset:
+        """N-SET: the request's Modification List, decoded on first access."""
+        return self.dataset
+
+    @property
+    def action_information(self) -> Dataset:
+        """N-ACTION: the request's Action Information, decoded on first access."""
+        return self.dataset
+
+    @property
+    def event_information(self) -> Dataset:
+        """N-EVENT-REPORT: the request's Event Information, decoded on first access."""
+        return self.dataset
+
+    @property
+    def action_type(self) -> int | None:
+        """N-ACTION: the Action Type ID."""
+        return None if self.request is None else self.request.get("ActionTypeID")
+
+    @property
+    def event_type(self) -> int | None:
+        """N-EVENT-REPORT: the Event Type ID."""
+        return None if self.request is None else self.request.get("EventTypeID")
+
+    @property
+    def attribute_identifiers(self) -> list[int]:
+        """N-GET: the tags of the Attribute Identifier List (empty: all attributes)."""
+        if self.request is None or "AttributeIdentifierList" not in self.request:
+            return []
+        value = self.request.AttributeIdentifierList
+        return [int(value)] if isinstance(value, int) else [int(t) for t in value]
 
     @property
     def identifier(self) -> Dataset:

@@ -9,9 +9,11 @@ from __future__ import annotations
 from pydicom._uid_dict import UID_dictionary
 from pydicom.uid import UID
 
-#: Every SOP Class UID (retired ones included) by its PS3.6 keyword.
+#: Every SOP Class and Meta SOP Class UID (retired ones included) by its PS3.6 keyword.
 SOP_CLASSES: dict[str, UID] = {
-    info[4]: UID(uid) for uid, info in UID_dictionary.items() if info[1] == "SOP Class" and info[4]
+    info[4]: UID(uid)
+    for uid, info in UID_dictionary.items()
+    if info[1] in ("SOP Class", "Meta SOP Class") and info[4]
 }
 
 
