@@ -10,6 +10,7 @@ __all__ = [
     "Association",
     "MessageAssembler",
     "PduReader",
+    "Responder",
     "Server",
     "__version__",
     "associate",
@@ -101,6 +102,13 @@ class Association:
     def release_response(self) -> None: ...
     def release(self, timeout: float = 30.0) -> None: ...
     def abort(self) -> None: ...
+
+@final
+class Responder:
+    """What a handler uses to send responses as it goes and to see a C-CANCEL."""
+
+    def send(self, context_id: int, command: bytes, dataset: bytes | None = None) -> bool: ...
+    def is_cancelled(self) -> bool: ...
 
 @final
 class Server:

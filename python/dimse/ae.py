@@ -15,6 +15,7 @@ from dimse.association import Association, ServiceUser
 from dimse.evt import (
     EVT_ASYNC_OPS,
     EVT_C_ECHO,
+    EVT_C_FIND,
     EVT_C_STORE,
     EVT_N_ACTION,
     EVT_N_CREATE,
@@ -324,7 +325,15 @@ _N_EVENTS = {
     "N-DELETE-RQ": EVT_N_DELETE,
 }
 _ACCEPTOR_EVENTS = frozenset(
-    {EVT_C_ECHO, EVT_C_STORE, EVT_USER_ID, EVT_SOP_EXTENDED, EVT_ASYNC_OPS, *_N_EVENTS.values()}
+    {
+        EVT_C_ECHO,
+        EVT_C_FIND,
+        EVT_C_STORE,
+        EVT_USER_ID,
+        EVT_SOP_EXTENDED,
+        EVT_ASYNC_OPS,
+        *_N_EVENTS.values(),
+    }
 )
 _REQUESTOR_EVENTS: frozenset[Any] = frozenset()
 
@@ -481,7 +490,12 @@ class Server:
         return _store_status(self, event)
 
     def _dispatch(
-        self, info: dict[str, Any], context_id: int, command: bytes, dataset: bytes | None
+        self,
+        info: dict[str, Any],
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None,
+        responder: _core.Responder,
     ) -> list[tuple[int, bytes, bytes | None]]:
         """Called from the handler pool for every request Rust does not answer itself."""
         try:
@@ -513,6 +527,8 @@ class Server:
         elif request["type"] == "C-STORE-RQ":
             response["affected_sop_instance_uid"] = request["affected_sop_instance_uid"]
             response.update(self._store(info, context_id, command, dataset))
+        elif request["type"] == "C-FIND-RQ":
+            return self._find(info, context_id, command, dataset, request, response, responder)
         elif request["type"] in _N_EVENTS:
             reply = self._n_service(info, context_id, command, dataset, request, response)
             return [(context_id, _encode_response(response, reply is not None), reply)]
@@ -520,6 +536,68 @@ class Server:
             # The other services arrive with the rest of the service-user roles issue.
             response.update(status=0x0211, error_comment="Unrecognized Operation")
         return [(context_id, _encode_response(response, False), None)]
+
+    def _find(
+        self,
+        info: dict[str, Any],
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None,
+        request: dict[str, Any],
+        response: dict[str, Any],
+        responder: _core.Responder,
+    ) -> list[tuple[int, bytes, bytes | None]]:
+        """C-FIND (PS3.4 C.4.1): the EVT_C_FIND handler yields (status, identifier) pairs;
+        each pending one is sent at once, the C-CANCEL of the peer is seen through
+        ``event.is_cancelled``, and the last response says how it ended."""
+        context = _context(info, context_id)
+        event = Event(
+            _AcceptorView(self.ae, info),
+            EVT_C_FIND,
+            request=_command_dataset(command),
+            context=context,
+            data=dataset,
+        )
+        event.attrs["_cancelled"] = responder.is_cancelled
+
+        def final(
+            status: int, comment: str | None = None
+        ) -> list[tuple[int, bytes, bytes | None]]:
+            response["status"] = status
+            if comment:
+                response["error_comment"] = _comment(comment)
+            return [(context_id, _encode_response(response, False), None)]
+
+        if EVT_C_FIND not in self._handlers or context is None:
+            return final(0xC311, "no handler bound to EVT_C_FIND")
+        results = None
+        try:
+            results = self._call(EVT_C_FIND, event)
+            for status, identifier in results:
+                if responder.is_cancelled():
+                    return final(0xFE00)
+                fields = _status_fields(status)
+                if fields["status"] not in (0xFF00, 0xFF01):
+                    response.update(fields)
+                    return [(context_id, _encode_response(response, False), None)]
+                if identifier is None:
+                    raise InvalidArgument("a pending C-FIND status needs an identifier")
+                pending = {**response, **fields}
+                data = dsutils.encode(identifier, context.transfer_syntax[0])
+                if not responder.send(context_id, _encode_response(pending, True), data):
+                    return []
+        except Exception as e:
+            LOGGER.error("the EVT_C_FIND handler raised:\n%s", traceback.format_exc())
+            return final(0xC311, f"handler raised {e!r}")
+        finally:
+            # A handler left mid-way (cancel, failure) gets GeneratorExit now, so that its
+            # cleanup (closing a cursor, say) runs at once.
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+        if responder.is_cancelled():
+            return final(0xFE00)
+        return final(0x0000)
 
     def _n_service(
         self,

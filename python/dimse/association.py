@@ -7,6 +7,7 @@ import logging
 import os
 import struct
 import threading
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -388,6 +389,106 @@ class Association:
         response, _command, _ = self._exchange(pc.context_id or 1, request, data)
         return status_dataset(response)
 
+    # -- C-FIND (PS3.4 C.4.1) -------------------------------------------------------------
+
+    def send_c_find(
+        self,
+        dataset: Dataset,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = 2,
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        """Sends a C-FIND request; returns an iterator of ``(status, identifier)``: one per
+        pending match, then the final status with ``None``. Stopping the iteration early
+        (``break``, or closing it) sends a C-CANCEL-RQ and reads the remaining responses.
+
+        ``query_model`` is the information model's SOP Class UID, or "P" (patient root),
+        "S" (study root), "W" (modality worklist)."""
+        if priority not in _PRIORITIES:
+            raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
+        model = _QUERY_MODELS.get(query_model, query_model)
+        pc = self._context_for(model)
+        core = self._require()
+        ts = pc.transfer_syntax[0]
+        message_id = self._next_message_id(msg_id)
+        request = {
+            "type": "C-FIND-RQ",
+            "affected_sop_class_uid": model,
+            "message_id": message_id,
+            "priority": _PRIORITIES[priority],
+        }
+        core.send(
+            pc.context_id or 1,
+            _core.encode_message(request, has_dataset=True),
+            dsutils.encode(dataset, ts),
+        )
+        return self._find_responses(core, pc.context_id or 1, message_id, ts)
+
+    def _next_response(
+        self, core: _core.Association, message_id: int, expected: int
+    ) -> tuple[dict[str, Any], bytes | None]:
+        try:
+            event = core.receive(self.dimse_timeout)
+        except DimseTimeout:
+            LOGGER.warning("no response within the DIMSE timeout: aborting the association")
+            self.abort()
+            raise
+        except AssociationAborted:
+            self.is_established = False
+            self.is_aborted = True
+            self._core = None
+            raise
+        if event[0] != "message":
+            self.is_established = False
+            self.is_aborted = True
+            self._core = None
+            raise AssociationAborted(f"the association ended: {event[1:]}")
+        response = _core.decode_command_set(event[2])
+        if (
+            response.get("CommandField") != expected
+            or response.get("MessageIDBeingRespondedTo") != message_id
+            or "Status" not in response
+        ):
+            self.abort()
+            raise InvalidResponse(
+                f"expected a response (Command Field 0x{expected:04X}) to message {message_id}, "
+                f"got Command Field {response.get('CommandField')} to message "
+                f"{response.get('MessageIDBeingRespondedTo')}"
+            )
+        return response, event[3]
+
+    def _find_responses(
+        self, core: _core.Association, context_id: int, message_id: int, ts: str
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        finished = False
+        try:
+            while True:
+                response, data = self._next_response(core, message_id, 0x8020)
+                status = status_dataset(response)
+                if response["Status"] in (0xFF00, 0xFF01):
+                    yield status, (dsutils.decode(data, ts) if data else None)
+                    continue
+                finished = True
+                yield status, None
+                return
+        finally:
+            if not finished and self.is_established and self._core is core:
+                self.send_c_cancel(message_id, context_id)
+                # Read what is still coming, up to the final response (bounded by the
+                # DIMSE timeout per response).
+                while True:
+                    response, _ = self._next_response(core, message_id, 0x8020)
+                    if response["Status"] not in (0xFF00, 0xFF01):
+                        break
+
+    def send_c_cancel(self, msg_id: int, context_id: int) -> None:
+        """Sends a C-CANCEL-RQ for the request ``msg_id`` (PS3.7 9.3.2.3)."""
+        core = self._require()
+        core.send(
+            context_id,
+            _core.encode_message({"type": "C-CANCEL-RQ", "message_id_being_responded_to": msg_id}),
+        )
+
     # -- DIMSE-N (PS3.7 10) --------------------------------------------------------------
 
     def _n_request(
@@ -528,6 +629,13 @@ class Association:
 
 
 _PRIORITIES = {0: "Medium", 1: "High", 2: "Low"}
+
+#: Short names of the query information models, as pynetdicom users pass them.
+_QUERY_MODELS = {
+    "P": "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root Query/Retrieve - FIND
+    "S": "1.2.840.10008.5.1.4.1.2.2.1",  # Study Root Query/Retrieve - FIND
+    "W": "1.2.840.10008.5.1.4.31",  # Modality Worklist - FIND
+}
 
 
 def _is_uid(value: str) -> bool:

@@ -21,6 +21,7 @@ __all__ = [
     "EVT_CONN_CLOSE",
     "EVT_CONN_OPEN",
     "EVT_C_ECHO",
+    "EVT_C_FIND",
     "EVT_C_STORE",
     "EVT_ESTABLISHED",
     "EVT_N_ACTION",
@@ -55,6 +56,7 @@ class EventType:
 
 EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO request received", True)
 EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE request received", True)
+EVT_C_FIND = EventType("EVT_C_FIND", "C-FIND request received", True)
 EVT_N_EVENT_REPORT = EventType("EVT_N_EVENT_REPORT", "N-EVENT-REPORT request received", True)
 EVT_N_GET = EventType("EVT_N_GET", "N-GET request received", True)
 EVT_N_SET = EventType("EVT_N_SET", "N-SET request received", True)
@@ -110,6 +112,13 @@ class Event:
 
             self._decoded = dsutils.decode(self.data, self.context.transfer_syntax[0])
         return self._decoded
+
+    @property
+    def is_cancelled(self) -> bool:
+        """Whether the peer sent a C-CANCEL-RQ for this request (C-FIND, C-GET, C-MOVE):
+        a handler should stop yielding when it turns True."""
+        check = self.attrs.get("_cancelled")
+        return bool(check()) if check is not None else False
 
     @property
     def attribute_list(self) -> Dataset:

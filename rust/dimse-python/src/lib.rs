@@ -398,6 +398,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(net::associate, m)?)?;
     m.add_class::<net::Association>()?;
     m.add_class::<net::Server>()?;
+    m.add_class::<net::Responder>()?;
     m.add_class::<PduReader>()?;
     m.add_class::<MessageAssembler>()?;
     Ok(())

@@ -404,7 +404,12 @@ impl net::Service for PyService {
         })
     }
 
-    fn handle(&self, assoc: &AssociationInfo, message: ReceivedMessage) -> ServiceFuture {
+    fn handle(
+        &self,
+        assoc: &AssociationInfo,
+        message: ReceivedMessage,
+        responder: net::Responder,
+    ) -> ServiceFuture {
         let is_echo = message.command.command_field() == Some(0x0030);
         let Some(dispatch) = self
             .dispatch
@@ -424,9 +429,16 @@ impl net::Service for PyService {
                 Python::attach(|py| -> PyResult<Vec<Response>> {
                     let command = PyBytes::new(py, &message.command.encode());
                     let dataset = message.dataset.as_ref().map(|d| PyBytes::new(py, d));
+                    let responder = Py::new(py, Responder { inner: responder })?;
                     let out = dispatch.call1(
                         py,
-                        (assoc_dict(py, &info)?, message.context_id, command, dataset),
+                        (
+                            assoc_dict(py, &info)?,
+                            message.context_id,
+                            command,
+                            dataset,
+                            responder,
+                        ),
                     )?;
                     let items: Vec<(u8, PyBackedBytes, Option<PyBackedBytes>)> = out.extract(py)?;
                     Ok(items
@@ -448,6 +460,38 @@ impl net::Service for PyService {
             .await;
             joined.unwrap_or_default()
         })
+    }
+}
+
+/// What a Python handler uses to send responses as it goes and to see a C-CANCEL.
+#[pyclass(frozen, module = "dimse._core")]
+pub struct Responder {
+    inner: net::Responder,
+}
+
+#[pymethods]
+impl Responder {
+    /// Sends a response now (blocks, without the GIL, while the association's queue is
+    /// full); False when the association is gone.
+    #[pyo3(signature = (context_id, command, dataset=None))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        context_id: u8,
+        command: PyBackedBytes,
+        dataset: Option<PyBackedBytes>,
+    ) -> bool {
+        let response = Response {
+            context_id,
+            command: Bytes::from_owner(command),
+            dataset: dataset.map(Bytes::from_owner),
+        };
+        py.detach(|| self.inner.blocking_send(response))
+    }
+
+    /// Whether the peer sent a C-CANCEL-RQ for this request.
+    fn is_cancelled(&self) -> bool {
+        self.inner.is_cancelled()
     }
 }
 

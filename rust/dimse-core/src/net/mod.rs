@@ -8,4 +8,6 @@ mod driver;
 mod server;
 
 pub use client::{associate, AssociateError, Client, ClientConfig, LinkError};
-pub use server::{serve, AssociationInfo, Response, ServerConfig, Service, ServiceFuture};
+pub use server::{
+    serve, AssociationInfo, Responder, Response, ServerConfig, Service, ServiceFuture,
+};

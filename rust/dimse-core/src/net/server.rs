@@ -1,9 +1,11 @@
 //! The acceptor side: listen, one task per association, a cap on associations, graceful
 //! shutdown. What to do with each request is the [`Service`]'s business.
 
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +15,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::driver::{self, Request};
 use crate::association::{Association, AssociationEvent, Limits};
+use crate::message::element::tags;
 use crate::message::fragment::ReceivedMessage;
 use crate::negotiation::{self, AcceptorHooks, AcceptorParams, Negotiated};
 use crate::ul::Timeouts;
@@ -46,15 +49,50 @@ pub struct AssociationInfo {
     pub negotiated: Arc<Negotiated>,
 }
 
+/// A handler's work: streams responses through its [`Responder`] as it goes, and returns
+/// the ones left to send (typically the final one).
 pub type ServiceFuture = Pin<Box<dyn Future<Output = Vec<Response>> + Send>>;
+
+/// Where a running handler sends responses as it produces them (C-FIND matches, C-GET
+/// and C-MOVE pending statuses), and where it learns that the peer sent a C-CANCEL-RQ
+/// for its request (PS3.7 9.3.2.3).
+#[derive(Debug, Clone)]
+pub struct Responder {
+    tx: mpsc::Sender<Response>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Responder {
+    /// Sends a response now; false when the association is gone.
+    pub async fn send(&self, response: Response) -> bool {
+        self.tx.send(response).await.is_ok()
+    }
+
+    /// [`Responder::send`] from a blocking thread (a Python handler).
+    pub fn blocking_send(&self, response: Response) -> bool {
+        self.tx.blocking_send(response).is_ok()
+    }
+
+    /// Whether the peer cancelled this request.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
 
 /// The performing side of the DIMSE services: negotiation hooks and request handling.
 /// Requests of one association are handled one at a time, in order.
 pub trait Service: Send + Sync + 'static {
     /// The negotiation hooks for one incoming association.
     fn hooks(&self, peer: SocketAddr) -> Box<dyn AcceptorHooks + Send>;
-    /// Handles one request; the responses are sent in order.
-    fn handle(&self, assoc: &AssociationInfo, message: ReceivedMessage) -> ServiceFuture;
+    /// Handles one request: responses go out through `responder` as they come, then the
+    /// ones returned. While it runs, the association's other requests wait (in order)
+    /// and a C-CANCEL-RQ for it sets `responder.is_cancelled()`.
+    fn handle(
+        &self,
+        assoc: &AssociationInfo,
+        message: ReceivedMessage,
+        responder: Responder,
+    ) -> ServiceFuture;
     /// Notification that an association ended (released, aborted, closed).
     fn closed(&self, _assoc: &AssociationInfo, _how: &str) {}
 }
@@ -117,6 +155,32 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Events waiting for the association's handler, at most.
 const EVENT_QUEUE: usize = 8;
+/// Requests waiting while a handler runs, at most.
+const MAX_QUEUED: usize = 16;
+/// Command Field of C-CANCEL-RQ (PS3.7 E.1).
+const C_CANCEL_RQ: u16 = 0x0FFF;
+
+/// The handler at work on one request.
+struct Running {
+    task: tokio::task::JoinHandle<Vec<Response>>,
+    message_id: u16,
+    cancelled: Arc<AtomicBool>,
+}
+
+async fn send_response(
+    req_tx: &mpsc::Sender<Request>,
+    response: Response,
+) -> Result<(), mpsc::error::SendError<Request>> {
+    let (done, _ignored) = tokio::sync::oneshot::channel();
+    req_tx
+        .send(Request::Send {
+            context_id: response.context_id,
+            command: response.command,
+            dataset: response.dataset,
+            done,
+        })
+        .await
+}
 
 async fn serve_one(
     stream: TcpStream,
@@ -150,91 +214,140 @@ async fn serve_one(
     let mut info: Option<AssociationInfo> = None;
     let mut how = "closed";
     let mut watching = true;
+    // Requests wait here while a handler runs (PS3.7: one at a time per association
+    // unless asynchronous operations were negotiated); at most MAX_QUEUED, beyond which
+    // the association's events (and so its socket) are not read.
+    let mut queue: VecDeque<ReceivedMessage> = VecDeque::new();
+    let mut cancelled_ids: HashSet<u16> = HashSet::new();
+    let mut running: Option<Running> = None;
+    let (resp_tx, mut resp_rx) = mpsc::channel::<Response>(EVENT_QUEUE);
     loop {
-        let event = tokio::select! {
-            e = ev_rx.recv() => e,
+        if running.is_none() {
+            if let (Some(message), Some(assoc)) = (queue.pop_front(), info.as_ref()) {
+                let id = message.command.get_us(tags::MESSAGE_ID).unwrap_or(0);
+                let cancelled = Arc::new(AtomicBool::new(cancelled_ids.remove(&id)));
+                let responder = Responder {
+                    tx: resp_tx.clone(),
+                    cancelled: cancelled.clone(),
+                };
+                // The peer waits for our answer: its silence meanwhile is no idleness.
+                let _ = req_tx.send(Request::Hold(true)).await;
+                let task = tokio::spawn(service.handle(assoc, message, responder));
+                running = Some(Running {
+                    task,
+                    message_id: id,
+                    cancelled,
+                });
+            }
+        }
+        let finished = async {
+            match running.as_mut() {
+                Some(r) => (&mut r.task).await.unwrap_or_default(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(response) = resp_rx.recv() => {
+                if send_response(&req_tx, response).await.is_err() {
+                    break;
+                }
+            }
+            finals = finished => {
+                running = None;
+                // Streamed responses the handler sent just before it returned come first.
+                while let Ok(response) = resp_rx.try_recv() {
+                    let _ = send_response(&req_tx, response).await;
+                }
+                for response in finals {
+                    let _ = send_response(&req_tx, response).await;
+                }
+                if queue.is_empty() {
+                    let _ = req_tx.send(Request::Hold(false)).await;
+                }
+            }
+            event = ev_rx.recv(), if queue.len() < MAX_QUEUED => {
+                let Some(event) = event else { break };
+                match event {
+                    AssociationEvent::Requested(rq) => {
+                        permit = permits.clone().try_acquire_owned().ok();
+                        let verdict = if *shutdown.borrow() {
+                            // Shutting down: transient, so that the peer tries again later.
+                            permit = None;
+                            Err(negotiation::reject_congestion())
+                        } else if permit.is_some() {
+                            // The hooks may call into Python (EVT_USER_ID ...): never on an
+                            // I/O thread, so the negotiation runs on the blocking pool.
+                            let mut hooks = service.hooks(peer);
+                            let config = config.clone();
+                            tokio::task::spawn_blocking(move || {
+                                negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
+                            })
+                            .await
+                            .unwrap_or_else(|_| Err(negotiation::reject_congestion()))
+                        } else {
+                            Err(negotiation::reject_local_limit())
+                        };
+                        let request = match verdict {
+                            Ok((ac, negotiated)) => {
+                                info = Some(AssociationInfo {
+                                    id,
+                                    peer,
+                                    negotiated: Arc::new(negotiated.clone()),
+                                });
+                                Request::Accept {
+                                    ac,
+                                    negotiated: Box::new(negotiated),
+                                }
+                            }
+                            Err(rj) => {
+                                how = "rejected";
+                                permit = None;
+                                Request::Reject(rj)
+                            }
+                        };
+                        if req_tx.send(request).await.is_err() {
+                            break;
+                        }
+                    }
+                    AssociationEvent::Message(message) => {
+                        if message.command.command_field() == Some(C_CANCEL_RQ) {
+                            // PS3.7 9.3.2.3: a C-CANCEL-RQ has no response; it flags the
+                            // request it names, running or still waiting.
+                            let target = message
+                                .command
+                                .get_us(tags::MESSAGE_ID_BEING_RESPONDED_TO)
+                                .unwrap_or(0);
+                            match running.as_ref() {
+                                Some(r) if r.message_id == target => {
+                                    r.cancelled.store(true, Ordering::Relaxed)
+                                }
+                                _ => {
+                                    cancelled_ids.insert(target);
+                                }
+                            }
+                        } else {
+                            queue.push_back(message);
+                        }
+                    }
+                    AssociationEvent::ReleaseRequested => {
+                        how = "released";
+                        let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
+                    }
+                    AssociationEvent::Released => how = "released",
+                    AssociationEvent::Aborted(_) => how = "aborted by the peer",
+                    AssociationEvent::ProviderAborted(_) | AssociationEvent::TimedOut(_) => {
+                        how = "aborted"
+                    }
+                    AssociationEvent::Established(_) | AssociationEvent::Rejected(_) => {}
+                }
+            }
             _ = shutdown.changed(), if watching => {
                 // Graceful shutdown (or the server handle dropped): abort what is in
                 // progress, then keep driving it to its close.
                 watching = false;
                 let _ = req_tx.send(Request::Abort { done: None }).await;
                 how = "aborted by server shutdown";
-                continue;
             }
-        };
-        let Some(event) = event else { break };
-        match event {
-            AssociationEvent::Requested(rq) => {
-                permit = permits.clone().try_acquire_owned().ok();
-                let verdict = if *shutdown.borrow() {
-                    // Shutting down: transient, so that the peer tries again later.
-                    permit = None;
-                    Err(negotiation::reject_congestion())
-                } else if permit.is_some() {
-                    // The hooks may call into Python (EVT_USER_ID ...): never on an I/O
-                    // thread, so the negotiation runs on the blocking pool.
-                    let mut hooks = service.hooks(peer);
-                    let config = config.clone();
-                    tokio::task::spawn_blocking(move || {
-                        negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
-                    })
-                    .await
-                    .unwrap_or_else(|_| Err(negotiation::reject_congestion()))
-                } else {
-                    Err(negotiation::reject_local_limit())
-                };
-                let request = match verdict {
-                    Ok((ac, negotiated)) => {
-                        info = Some(AssociationInfo {
-                            id,
-                            peer,
-                            negotiated: Arc::new(negotiated.clone()),
-                        });
-                        Request::Accept {
-                            ac,
-                            negotiated: Box::new(negotiated),
-                        }
-                    }
-                    Err(rj) => {
-                        how = "rejected";
-                        permit = None;
-                        Request::Reject(rj)
-                    }
-                };
-                if req_tx.send(request).await.is_err() {
-                    break;
-                }
-            }
-            AssociationEvent::Message(message) => {
-                let Some(assoc) = info.as_ref() else { continue };
-                // The peer waits for our answer: its silence meanwhile is no idleness.
-                let _ = req_tx.send(Request::Hold(true)).await;
-                let responses = service.handle(assoc, message).await;
-                let _ = req_tx.send(Request::Hold(false)).await;
-                for response in responses {
-                    let (done, _ignored) = tokio::sync::oneshot::channel();
-                    if req_tx
-                        .send(Request::Send {
-                            context_id: response.context_id,
-                            command: response.command,
-                            dataset: response.dataset,
-                            done,
-                        })
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-            AssociationEvent::ReleaseRequested => {
-                how = "released";
-                let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
-            }
-            AssociationEvent::Released => how = "released",
-            AssociationEvent::Aborted(_) => how = "aborted by the peer",
-            AssociationEvent::ProviderAborted(_) | AssociationEvent::TimedOut(_) => how = "aborted",
-            AssociationEvent::Established(_) | AssociationEvent::Rejected(_) => {}
         }
     }
     drop(req_tx);
