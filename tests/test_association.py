@@ -410,8 +410,8 @@ def test_unsupported_event_handlers_are_refused():
     ae.add_requested_context(sop.Verification)
     with pytest.raises(dimse.InvalidArgument, match="EVT_ESTABLISHED"):
         ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_ESTABLISHED, print)])
-    with pytest.raises(dimse.InvalidArgument, match="EVT_C_STORE"):
-        ae.associate("127.0.0.1", 1, evt_handlers=[(evt.EVT_C_STORE, print)])
+    with pytest.raises(dimse.InvalidArgument, match="EVT_C_FIND"):
+        ae.associate("127.0.0.1", 1, evt_handlers=[(evt.EVT_C_FIND, print)])
 
 
 def test_dimse_called_from_a_signal_handler_during_a_blocking_call():

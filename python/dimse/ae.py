@@ -16,6 +16,7 @@ from dimse.evt import (
     EVT_ASYNC_OPS,
     EVT_C_ECHO,
     EVT_C_FIND,
+    EVT_C_GET,
     EVT_C_STORE,
     EVT_N_ACTION,
     EVT_N_CREATE,
@@ -241,7 +242,8 @@ class AE:
             )
         if len(contexts) > 128:
             raise InvalidArgument("at most 128 presentation contexts can be proposed")
-        _check_supported(normalize_handlers(evt_handlers), _REQUESTOR_EVENTS, "associate()")
+        handlers = normalize_handlers(evt_handlers)
+        _check_supported(handlers, _REQUESTOR_EVENTS, "associate()")
         params: dict[str, Any] = {
             "calling_ae_title": self._ae_title,
             "called_ae_title": called,
@@ -267,6 +269,7 @@ class AE:
         requestor = ServiceUser(self._ae_title, "", 0)
         acceptor = ServiceUser(called, addr, port)
         assoc = Association(self, requestor, acceptor)
+        assoc._handlers = handlers
         try:
             core = _core.associate(f"{_host(addr)}:{port}", params, self._settings())
         except (AssociationRejected, AssociationAborted, ConnectFailed, AcseTimeout) as e:
@@ -328,6 +331,7 @@ _ACCEPTOR_EVENTS = frozenset(
     {
         EVT_C_ECHO,
         EVT_C_FIND,
+        EVT_C_GET,
         EVT_C_STORE,
         EVT_USER_ID,
         EVT_SOP_EXTENDED,
@@ -335,7 +339,8 @@ _ACCEPTOR_EVENTS = frozenset(
         *_N_EVENTS.values(),
     }
 )
-_REQUESTOR_EVENTS: frozenset[Any] = frozenset()
+#: A requestor handles the C-STORE sub-operations of its C-GET.
+_REQUESTOR_EVENTS: frozenset[Any] = frozenset({EVT_C_STORE})
 
 
 def _check_supported(handlers: dict[Any, Any], supported: frozenset[Any], where: str) -> None:
@@ -527,6 +532,8 @@ class Server:
         elif request["type"] == "C-STORE-RQ":
             response["affected_sop_instance_uid"] = request["affected_sop_instance_uid"]
             response.update(self._store(info, context_id, command, dataset))
+        elif request["type"] == "C-GET-RQ":
+            return self._get(info, context_id, command, dataset, response, responder)
         elif request["type"] == "C-FIND-RQ":
             return self._find(info, context_id, command, dataset, request, response, responder)
         elif request["type"] in _N_EVENTS:
@@ -599,6 +606,122 @@ class Server:
             return final(0xFE00)
         return final(0x0000)
 
+    def _get(
+        self,
+        info: dict[str, Any],
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None,
+        response: dict[str, Any],
+        responder: _core.Responder,
+    ) -> list[tuple[int, bytes, bytes | None]]:
+        """C-GET (PS3.4 C.4.3): the EVT_C_GET handler yields the number of sub-operations,
+        then (status, dataset) pairs; each dataset goes back as a C-STORE sub-operation
+        on this association (the requestor acting as SCP through role selection), with a
+        pending C-GET-RSP after each carrying the four counters."""
+        context = _context(info, context_id)
+        event = Event(
+            _AcceptorView(self.ae, info),
+            EVT_C_GET,
+            request=_command_dataset(command),
+            context=context,
+            data=dataset,
+        )
+        event.attrs["_cancelled"] = responder.is_cancelled
+        counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
+        failed_uids: list[str] = []
+
+        def send(status: int, final: bool, comment: str | None = None) -> bool:
+            rsp = {**response, "status": status}
+            rsp.update({k: v for k, v in counts.items() if not (final and k == "remaining")})
+            if comment:
+                rsp["error_comment"] = _comment(comment)
+            data = None
+            if final and failed_uids and context is not None:
+                data = dsutils.encode(_failed_list(failed_uids), context.transfer_syntax[0])
+            return responder.send(context_id, _encode_response(rsp, data is not None), data)
+
+        if EVT_C_GET not in self._handlers or context is None:
+            send(0xC411, True, "no handler bound to EVT_C_GET")
+            return []
+        results = None
+        try:
+            results = iter(self._call(EVT_C_GET, event))
+            counts["remaining"] = int(next(results))
+            sub_id = 0
+            for status, ds in results:
+                if responder.is_cancelled():
+                    send(0xFE00, True)
+                    return []
+                fields = _status_fields(status)
+                if fields["status"] not in (0xFF00, 0xFF01):
+                    send(fields["status"], True, fields.get("error_comment"))
+                    return []
+                sub_id = (sub_id + 1) % 0x10000
+                outcome = self._sub_store(info, ds, sub_id, responder)
+                counts["remaining"] = max(0, counts["remaining"] - 1)
+                counts[outcome] += 1
+                if outcome == "failed":
+                    failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
+                if not send(0xFF00, False):
+                    return []
+        except Exception as e:
+            LOGGER.error("the EVT_C_GET handler raised:\n%s", traceback.format_exc())
+            send(0xC411, True, f"handler raised {e!r}")
+            return []
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+        if responder.is_cancelled():
+            send(0xFE00, True)
+        elif counts["failed"] or counts["warning"]:
+            send(0xB000, True)  # sub-operations complete, one or more failures or warnings
+        else:
+            send(0x0000, True)
+        return []
+
+    def _sub_store(
+        self, info: dict[str, Any], ds: Dataset, sub_id: int, responder: _core.Responder
+    ) -> str:
+        """One C-STORE sub-operation of a C-GET: "completed", "warning" or "failed"."""
+        sop_class = str(getattr(ds, "SOPClassUID", ""))
+        meta = getattr(ds, "file_meta", None)
+        own_ts = str(meta.TransferSyntaxUID) if meta and "TransferSyntaxUID" in meta else None
+        candidates = [
+            c
+            for c in info["negotiated"]["contexts"]
+            if c["abstract_syntax"] == sop_class
+            and c.get("transfer_syntax")
+            and c["requestor_is_scp"]
+        ]
+        chosen = next((c for c in candidates if c["transfer_syntax"] == own_ts), None)
+        if chosen is None and (own_ts is None or own_ts in dsutils.UNCOMPRESSED):
+            chosen = next(
+                (c for c in candidates if c["transfer_syntax"] in dsutils.UNCOMPRESSED), None
+            )
+        if chosen is None:
+            LOGGER.warning("no context on which the requestor accepts %s as SCP", sop_class)
+            return "failed"
+        request = {
+            "type": "C-STORE-RQ",
+            "affected_sop_class_uid": sop_class,
+            "message_id": sub_id,
+            "priority": "Medium",
+            "affected_sop_instance_uid": str(ds.SOPInstanceUID),
+        }
+        data = dsutils.encode(ds, chosen["transfer_syntax"])
+        command = _core.encode_message(request, has_dataset=True)
+        if not responder.send(chosen["id"], command, data):
+            return "failed"
+        reply = responder.reply(self.ae.dimse_timeout)
+        if reply is None:
+            return "failed"
+        status = _core.decode_command_set(reply[1]).get("Status", 0xC000)
+        if status == 0:
+            return "completed"
+        return "warning" if (0xB000 <= status <= 0xBFFF or status == 0x0001) else "failed"
+
     def _n_service(
         self,
         info: dict[str, Any],
@@ -649,6 +772,13 @@ class Server:
         if reply is None or not ok or context is None:
             return None
         return dsutils.encode(reply, context.transfer_syntax[0])
+
+
+def _failed_list(uids: list[str]) -> Dataset:
+    """The identifier of a final C-GET/C-MOVE response with failures (PS3.4 C.4.3.1.3.1)."""
+    ds = Dataset()
+    ds.FailedSOPInstanceUIDList = uids
+    return ds
 
 
 def _encode_response(response: dict[str, Any], has_dataset: bool) -> bytes:

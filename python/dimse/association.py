@@ -132,6 +132,8 @@ class Association:
         self.dimse_timeout: float | None = ae.dimse_timeout
         self._core: _core.Association | None = None
         self._message_ids = itertools.count(1)
+        #: Handlers bound with associate(evt_handlers=...): EVT_C_STORE for C-GET.
+        self._handlers: dict[Any, Any] = {}
         self._lock = threading.Lock()
 
     # -- set up by AE.associate ---------------------------------------------------------
@@ -422,7 +424,7 @@ class Association:
             _core.encode_message(request, has_dataset=True),
             dsutils.encode(dataset, ts),
         )
-        return self._find_responses(core, pc.context_id or 1, message_id, ts)
+        return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, 0x8020)
 
     def _next_response(
         self, core: _core.Association, message_id: int, expected: int
@@ -444,6 +446,10 @@ class Association:
             self._core = None
             raise AssociationAborted(f"the association ended: {event[1:]}")
         response = _core.decode_command_set(event[2])
+        if response.get("CommandField") == 0x0001:
+            # A C-STORE sub-operation of our C-GET (PS3.4 C.4.3): answer it, read on.
+            self._serve_sub_store(core, event[1], event[2], event[3], response)
+            return self._next_response(core, message_id, expected)
         if (
             response.get("CommandField") != expected
             or response.get("MessageIDBeingRespondedTo") != message_id
@@ -457,27 +463,100 @@ class Association:
             )
         return response, event[3]
 
-    def _find_responses(
-        self, core: _core.Association, context_id: int, message_id: int, ts: str
+    def _serve_sub_store(
+        self,
+        core: _core.Association,
+        context_id: int,
+        command: bytes,
+        data: bytes | None,
+        request: dict[str, Any],
+    ) -> None:
+        from dimse.evt import EVT_C_STORE, Event
+
+        pc = next((c for c in self.accepted_contexts if c.context_id == context_id), None)
+        status: dict[str, Any]
+        handler = self._handlers.get(EVT_C_STORE)
+        if handler is None or pc is None:
+            status = {"status": 0xC211, "error_comment": "no handler bound to EVT_C_STORE"}
+        else:
+            fn, args = handler[0]
+            event = Event(
+                self,
+                EVT_C_STORE,
+                request=_request_dataset(request),
+                context=pc,
+                data=data or b"",
+            )
+            try:
+                result = fn(event, *args)
+                code = int(result.Status) if isinstance(result, Dataset) else int(result)
+                status = {"status": code}
+            except Exception as e:
+                LOGGER.exception("the EVT_C_STORE handler raised")
+                status = {"status": 0xC211, "error_comment": repr(e).replace("\\", "/")[:64]}
+        rsp = {
+            "type": "C-STORE-RSP",
+            "message_id_being_responded_to": request["MessageID"],
+            "affected_sop_class_uid": request["AffectedSOPClassUID"],
+            "affected_sop_instance_uid": request["AffectedSOPInstanceUID"],
+            **status,
+        }
+        core.send(context_id, _core.encode_message(rsp, has_dataset=False))
+
+    def send_c_get(
+        self,
+        dataset: Dataset,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = 2,
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        """Sends a C-GET request; returns an iterator of ``(status, identifier)`` (pending
+        statuses carry the sub-operation counters; the final one may carry the Failed SOP
+        Instance UID List). The instances arrive as C-STORE sub-operations on this
+        association and go to its ``EVT_C_STORE`` handler: propose the storage contexts
+        with SCP role selection (``build_role(uid, scp_role=True)`` in ``ext_neg``).
+
+        ``query_model`` is the model's SOP Class UID, or "P" / "S"."""
+        if priority not in _PRIORITIES:
+            raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
+        model = _GET_MODELS.get(query_model, query_model)
+        pc = self._context_for(model)
+        core = self._require()
+        ts = pc.transfer_syntax[0]
+        message_id = self._next_message_id(msg_id)
+        request = {
+            "type": "C-GET-RQ",
+            "affected_sop_class_uid": model,
+            "message_id": message_id,
+            "priority": _PRIORITIES[priority],
+        }
+        core.send(
+            pc.context_id or 1,
+            _core.encode_message(request, has_dataset=True),
+            dsutils.encode(dataset, ts),
+        )
+        return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, 0x8010)
+
+    def _retrieve_responses(
+        self, core: _core.Association, context_id: int, message_id: int, ts: str, field: int
     ) -> Iterator[tuple[Dataset, Dataset | None]]:
         finished = False
         try:
             while True:
-                response, data = self._next_response(core, message_id, 0x8020)
+                response, data = self._next_response(core, message_id, field)
                 status = status_dataset(response)
+                identifier = dsutils.decode(data, ts) if data else None
                 if response["Status"] in (0xFF00, 0xFF01):
-                    yield status, (dsutils.decode(data, ts) if data else None)
+                    yield status, identifier
                     continue
                 finished = True
-                yield status, None
+                yield status, identifier
                 return
         finally:
             if not finished and self.is_established and self._core is core:
                 self.send_c_cancel(message_id, context_id)
-                # Read what is still coming, up to the final response (bounded by the
-                # DIMSE timeout per response).
                 while True:
-                    response, _ = self._next_response(core, message_id, 0x8020)
+                    response, _ = self._next_response(core, message_id, field)
                     if response["Status"] not in (0xFF00, 0xFF01):
                         break
 
@@ -630,12 +709,27 @@ class Association:
 
 _PRIORITIES = {0: "Medium", 1: "High", 2: "Low"}
 
+#: Short names of the retrieve (C-GET) information models.
+_GET_MODELS = {
+    "P": "1.2.840.10008.5.1.4.1.2.1.3",  # Patient Root Query/Retrieve - GET
+    "S": "1.2.840.10008.5.1.4.1.2.2.3",  # Study Root Query/Retrieve - GET
+}
+
 #: Short names of the query information models, as pynetdicom users pass them.
 _QUERY_MODELS = {
     "P": "1.2.840.10008.5.1.4.1.2.1.1",  # Patient Root Query/Retrieve - FIND
     "S": "1.2.840.10008.5.1.4.1.2.2.1",  # Study Root Query/Retrieve - FIND
     "W": "1.2.840.10008.5.1.4.31",  # Modality Worklist - FIND
 }
+
+
+def _request_dataset(elements: dict[str, Any]) -> Dataset:
+    """A request's command elements as a Dataset (``event.request``)."""
+    ds = Dataset()
+    for keyword, value in elements.items():
+        if not keyword.startswith("(") and keyword not in ("OffendingElement",):
+            setattr(ds, keyword, value)
+    return ds
 
 
 def _is_uid(value: str) -> bool:

@@ -493,6 +493,33 @@ impl Responder {
     fn is_cancelled(&self) -> bool {
         self.inner.is_cancelled()
     }
+
+    /// The next response the peer sent to one of this handler's own requests (a C-GET's
+    /// C-STORE sub-operations) as (context_id, command, dataset), or None after `timeout`
+    /// seconds or when the association is gone.
+    #[pyo3(signature = (timeout=None))]
+    fn reply<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let inner = self.inner.clone();
+        // Handlers run on the runtime's blocking threads, where waiting on the runtime is
+        // allowed.
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|e| raise(Kind::Internal, format!("reply() outside a handler: {e}")))?;
+        let message = py.detach(|| handle.block_on(inner.reply(seconds(timeout))));
+        message
+            .map(|m| {
+                (
+                    m.context_id,
+                    PyBytes::new(py, &m.command.encode()),
+                    m.dataset.map(|d| PyBytes::new(py, &d)),
+                )
+                    .into_pyobject(py)
+            })
+            .transpose()
+    }
 }
 
 /// Negotiation hooks backed by a Python object with optional methods `user_identity`,

@@ -60,6 +60,9 @@ pub type ServiceFuture = Pin<Box<dyn Future<Output = Vec<Response>> + Send>>;
 pub struct Responder {
     tx: mpsc::Sender<Response>,
     cancelled: Arc<AtomicBool>,
+    /// Responses the peer sends to the handler's own requests (the C-STORE sub-operations
+    /// of a C-GET, PS3.4 C.4.3), in arrival order.
+    replies: Arc<tokio::sync::Mutex<mpsc::Receiver<ReceivedMessage>>>,
 }
 
 impl Responder {
@@ -76,6 +79,16 @@ impl Responder {
     /// Whether the peer cancelled this request.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// The next response the peer sent to one of the handler's own requests, waiting at
+    /// most `timeout`; `None` on timeout or when the association is gone.
+    pub async fn reply(&self, timeout: Option<Duration>) -> Option<ReceivedMessage> {
+        let mut replies = self.replies.lock().await;
+        match timeout {
+            Some(t) => tokio::time::timeout(t, replies.recv()).await.ok().flatten(),
+            None => replies.recv().await,
+        }
     }
 }
 
@@ -165,6 +178,7 @@ struct Running {
     task: tokio::task::JoinHandle<Vec<Response>>,
     message_id: u16,
     cancelled: Arc<AtomicBool>,
+    replies: mpsc::Sender<ReceivedMessage>,
 }
 
 async fn send_response(
@@ -226,9 +240,11 @@ async fn serve_one(
             if let (Some(message), Some(assoc)) = (queue.pop_front(), info.as_ref()) {
                 let id = message.command.get_us(tags::MESSAGE_ID).unwrap_or(0);
                 let cancelled = Arc::new(AtomicBool::new(cancelled_ids.remove(&id)));
+                let (reply_tx, reply_rx) = mpsc::channel(EVENT_QUEUE);
                 let responder = Responder {
                     tx: resp_tx.clone(),
                     cancelled: cancelled.clone(),
+                    replies: Arc::new(tokio::sync::Mutex::new(reply_rx)),
                 };
                 // The peer waits for our answer: its silence meanwhile is no idleness.
                 let _ = req_tx.send(Request::Hold(true)).await;
@@ -237,6 +253,7 @@ async fn serve_one(
                     task,
                     message_id: id,
                     cancelled,
+                    replies: reply_tx,
                 });
             }
         }
@@ -324,6 +341,14 @@ async fn serve_one(
                                 _ => {
                                     cancelled_ids.insert(target);
                                 }
+                            }
+                        } else if message.command.command_field().is_some_and(|f| f & 0x8000 != 0) {
+                            // A response: to a request the running handler made (a C-GET's
+                            // C-STORE sub-operation). Without one it answers nothing.
+                            // try_send: a peer sending responses nobody asked for must not
+                            // block this loop; beyond the queue they are dropped.
+                            if let Some(r) = running.as_ref() {
+                                let _ = r.replies.try_send(message);
                             }
                         } else {
                             queue.push_back(message);
