@@ -17,6 +17,7 @@ from dimse.evt import (
     EVT_C_ECHO,
     EVT_C_FIND,
     EVT_C_GET,
+    EVT_C_MOVE,
     EVT_C_STORE,
     EVT_N_ACTION,
     EVT_N_CREATE,
@@ -35,6 +36,7 @@ from dimse.exceptions import (
     AssociationAborted,
     AssociationRejected,
     ConnectFailed,
+    DimseError,
     InvalidArgument,
 )
 from dimse.pdu_primitives import (
@@ -332,6 +334,7 @@ _ACCEPTOR_EVENTS = frozenset(
         EVT_C_ECHO,
         EVT_C_FIND,
         EVT_C_GET,
+        EVT_C_MOVE,
         EVT_C_STORE,
         EVT_USER_ID,
         EVT_SOP_EXTENDED,
@@ -532,6 +535,8 @@ class Server:
         elif request["type"] == "C-STORE-RQ":
             response["affected_sop_instance_uid"] = request["affected_sop_instance_uid"]
             response.update(self._store(info, context_id, command, dataset))
+        elif request["type"] == "C-MOVE-RQ":
+            return self._move(info, context_id, command, dataset, request, response, responder)
         elif request["type"] == "C-GET-RQ":
             return self._get(info, context_id, command, dataset, response, responder)
         elif request["type"] == "C-FIND-RQ":
@@ -677,6 +682,116 @@ class Server:
             send(0xFE00, True)
         elif counts["failed"] or counts["warning"]:
             send(0xB000, True)  # sub-operations complete, one or more failures or warnings
+        else:
+            send(0x0000, True)
+        return []
+
+    def _move(
+        self,
+        info: dict[str, Any],
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None,
+        request: dict[str, Any],
+        response: dict[str, Any],
+        responder: _core.Responder,
+    ) -> list[tuple[int, bytes, bytes | None]]:
+        """C-MOVE (PS3.4 C.4.2): the EVT_C_MOVE handler yields the destination's
+        (address, port) for ``event.move_destination`` (or (None, None) when unknown:
+        0xA801), the number of sub-operations, then (status, dataset) pairs; the datasets
+        are sent with C-STORE on a new association to the destination."""
+        context = _context(info, context_id)
+        event = Event(
+            _AcceptorView(self.ae, info),
+            EVT_C_MOVE,
+            request=_command_dataset(command),
+            context=context,
+            data=dataset,
+        )
+        event.attrs["_cancelled"] = responder.is_cancelled
+        event.attrs["move_destination"] = request["move_destination"]
+        counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
+        failed_uids: list[str] = []
+
+        def send(status: int, final: bool, comment: str | None = None) -> bool:
+            rsp = {**response, "status": status}
+            rsp.update({k: v for k, v in counts.items() if not (final and k == "remaining")})
+            if comment:
+                rsp["error_comment"] = _comment(comment)
+            data = None
+            if final and failed_uids and context is not None:
+                data = dsutils.encode(_failed_list(failed_uids), context.transfer_syntax[0])
+            return responder.send(context_id, _encode_response(rsp, data is not None), data)
+
+        if EVT_C_MOVE not in self._handlers or context is None:
+            send(0xC511, True, "no handler bound to EVT_C_MOVE")
+            return []
+        results = None
+        destination: Association | None = None
+        try:
+            results = iter(self._call(EVT_C_MOVE, event))
+            addr, port = next(results)
+            if addr is None or port is None:
+                send(0xA801, True, f"move destination {request['move_destination']} unknown")
+                return []
+            counts["remaining"] = int(next(results))
+            scu = AE(self.ae.ae_title)
+            for attr in ("acse_timeout", "dimse_timeout", "network_timeout"):
+                setattr(scu, attr, getattr(self.ae, attr))
+            models = {sop.StudyRootQueryRetrieveInformationModelMove}
+            for pc in self.ae.supported_contexts[:128]:
+                if pc.abstract_syntax not in models:
+                    scu.add_requested_context(pc.abstract_syntax, pc.transfer_syntax)
+            destination = scu.associate(str(addr), int(port), ae_title=request["move_destination"])
+            if not destination.is_established:
+                send(0xA801, True, f"cannot associate with {request['move_destination']}")
+                return []
+            for status, ds in results:
+                if responder.is_cancelled():
+                    send(0xFE00, True)
+                    return []
+                fields = _status_fields(status)
+                if fields["status"] not in (0xFF00, 0xFF01):
+                    send(fields["status"], True, fields.get("error_comment"))
+                    return []
+                counts["remaining"] = max(0, counts["remaining"] - 1)
+                try:
+                    code = int(
+                        destination.send_c_store(
+                            ds,
+                            originator_aet=info["negotiated"]["calling_ae_title"],
+                            originator_id=request["message_id"],
+                        ).Status
+                    )
+                except DimseError as e:
+                    LOGGER.warning("C-MOVE sub-operation failed: %s", e)
+                    code = 0xA700
+                    if not destination.is_established:
+                        destination = None
+                        raise
+                if code == 0:
+                    counts["completed"] += 1
+                elif 0xB000 <= code <= 0xBFFF or code == 0x0001:
+                    counts["warning"] += 1
+                else:
+                    counts["failed"] += 1
+                    failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
+                if not send(0xFF00, False):
+                    return []
+        except Exception as e:
+            LOGGER.error("the C-MOVE failed:\n%s", traceback.format_exc())
+            send(0xC511, True, f"{e!r}")
+            return []
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+            if destination is not None and destination.is_established:
+                destination.release()
+        if responder.is_cancelled():
+            send(0xFE00, True)
+        elif counts["failed"] or counts["warning"]:
+            send(0xB000, True)
         else:
             send(0x0000, True)
         return []

@@ -560,6 +560,39 @@ class Association:
                     if response["Status"] not in (0xFF00, 0xFF01):
                         break
 
+    def send_c_move(
+        self,
+        dataset: Dataset,
+        move_aet: str,
+        query_model: str,
+        msg_id: int | None = None,
+        priority: int = 2,
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        """Sends a C-MOVE request asking the peer to store the matches at the AE
+        ``move_aet``; returns an iterator of ``(status, identifier)`` as ``send_c_get``.
+
+        ``query_model`` is the model's SOP Class UID, or "P" / "S"."""
+        if priority not in _PRIORITIES:
+            raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
+        model = _MOVE_MODELS.get(query_model, query_model)
+        pc = self._context_for(model)
+        core = self._require()
+        ts = pc.transfer_syntax[0]
+        message_id = self._next_message_id(msg_id)
+        request = {
+            "type": "C-MOVE-RQ",
+            "affected_sop_class_uid": model,
+            "message_id": message_id,
+            "priority": _PRIORITIES[priority],
+            "move_destination": move_aet,
+        }
+        core.send(
+            pc.context_id or 1,
+            _core.encode_message(request, has_dataset=True),
+            dsutils.encode(dataset, ts),
+        )
+        return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, 0x8021)
+
     def send_c_cancel(self, msg_id: int, context_id: int) -> None:
         """Sends a C-CANCEL-RQ for the request ``msg_id`` (PS3.7 9.3.2.3)."""
         core = self._require()
@@ -708,6 +741,12 @@ class Association:
 
 
 _PRIORITIES = {0: "Medium", 1: "High", 2: "Low"}
+
+#: Short names of the retrieve (C-MOVE) information models.
+_MOVE_MODELS = {
+    "P": "1.2.840.10008.5.1.4.1.2.1.2",  # Patient Root Query/Retrieve - MOVE
+    "S": "1.2.840.10008.5.1.4.1.2.2.2",  # Study Root Query/Retrieve - MOVE
+}
 
 #: Short names of the retrieve (C-GET) information models.
 _GET_MODELS = {

@@ -23,6 +23,7 @@ __all__ = [
     "EVT_C_ECHO",
     "EVT_C_FIND",
     "EVT_C_GET",
+    "EVT_C_MOVE",
     "EVT_C_STORE",
     "EVT_ESTABLISHED",
     "EVT_N_ACTION",
@@ -59,6 +60,7 @@ EVT_C_ECHO = EventType("EVT_C_ECHO", "C-ECHO request received", True)
 EVT_C_STORE = EventType("EVT_C_STORE", "C-STORE request received", True)
 EVT_C_FIND = EventType("EVT_C_FIND", "C-FIND request received", True)
 EVT_C_GET = EventType("EVT_C_GET", "C-GET request received", True)
+EVT_C_MOVE = EventType("EVT_C_MOVE", "C-MOVE request received", True)
 EVT_N_EVENT_REPORT = EventType("EVT_N_EVENT_REPORT", "N-EVENT-REPORT request received", True)
 EVT_N_GET = EventType("EVT_N_GET", "N-GET request received", True)
 EVT_N_SET = EventType("EVT_N_SET", "N-SET request received", True)

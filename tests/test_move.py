@@ -1,0 +1,149 @@
+"""C-MOVE in both roles: the SCP stores the matches at a third AE; against ours,
+pynetdicom and DCMTK's storescp as the destination."""
+
+from __future__ import annotations
+
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from dimse import AE, evt, sop
+
+MOVE = sop.StudyRootQueryRetrieveInformationModelMove
+CT = sop.CTImageStorage
+
+
+def instance(i: int) -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = CT
+    ds.SOPInstanceUID = generate_uid()
+    ds.PatientName = f"DOE^{i}"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    return ds
+
+
+def query() -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = "1.2.3"
+    return ds
+
+
+@pytest.fixture
+def destination():
+    received = []
+    ae = AE("DEST")
+    ae.add_supported_context(CT)
+
+    def store(event):
+        received.append(
+            (event.dataset.SOPInstanceUID, event.request.MoveOriginatorApplicationEntityTitle)
+        )
+        return 0x0000
+
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, store)]
+    )
+    yield server.server_address[1], received
+    server.shutdown()
+
+
+@pytest.fixture
+def move_server(destination):
+    dest_port, _ = destination
+    servers = []
+
+    def start(instances):
+        def handler(event):
+            if event.move_destination != "DEST":
+                yield None, None
+                return
+            yield "127.0.0.1", dest_port
+            yield len(instances)
+            for ds in instances:
+                yield 0xFF00, ds
+
+        ae = AE("MOVESCP")
+        ae.add_supported_context(MOVE)
+        ae.add_supported_context(CT)
+        server = ae.start_server(
+            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_MOVE, handler)]
+        )
+        servers.append(server)
+        return server.server_address[1]
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def movescu() -> AE:
+    ae = AE("MOVESCU")
+    ae.acse_timeout = ae.dimse_timeout = 10
+    ae.add_requested_context(MOVE)
+    return ae
+
+
+def test_move_to_a_third_ae(move_server, destination):
+    _, received = destination
+    instances = [instance(i) for i in range(4)]
+    port = move_server(instances)
+    with movescu().associate("127.0.0.1", port) as assoc:
+        responses = list(assoc.send_c_move(query(), "DEST", "S"))
+    assert [s.Status for s, _ in responses] == [0xFF00] * 4 + [0]
+    assert responses[-1][0].NumberOfCompletedSuboperations == 4
+    assert received == [(ds.SOPInstanceUID, "MOVESCU") for ds in instances]
+
+
+def test_unknown_destination(move_server):
+    port = move_server([instance(0)])
+    with movescu().associate("127.0.0.1", port) as assoc:
+        ((status, _),) = list(assoc.send_c_move(query(), "NOWHERE", "S"))
+    assert status.Status == 0xA801
+
+
+def test_pynetdicom_movescu_against_ours(move_server, destination):
+    from pynetdicom import AE as PynetdicomAE
+
+    _, received = destination
+    instances = [instance(i) for i in range(2)]
+    port = move_server(instances)
+    ae = PynetdicomAE("PYSCU")
+    ae.add_requested_context(MOVE)
+    assoc = ae.associate("127.0.0.1", port, ae_title="MOVESCP")
+    assert assoc.is_established
+    try:
+        statuses = [s.Status for s, _ in assoc.send_c_move(query(), "DEST", MOVE)]
+    finally:
+        assoc.release()
+    assert statuses[-1] == 0
+    assert [uid for uid, _ in received] == [ds.SOPInstanceUID for ds in instances]
+
+
+def test_our_movescu_against_pynetdicom(destination):
+    from pynetdicom import AE as PynetdicomAE
+    from pynetdicom import evt as pevt
+
+    dest_port, received = destination
+    instances = [instance(i) for i in range(3)]
+
+    def handle(event):
+        yield "127.0.0.1", dest_port
+        yield len(instances)
+        for ds in instances:
+            yield 0xFF00, ds
+
+    scp = PynetdicomAE("PYSCP")
+    scp.add_supported_context(MOVE)
+    scp.add_requested_context(CT, ExplicitVRLittleEndian)
+    server = scp.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(pevt.EVT_C_MOVE, handle)]
+    )
+    try:
+        with movescu().associate("127.0.0.1", server.server_address[1], ae_title="PYSCP") as a:
+            statuses = [s.Status for s, _ in a.send_c_move(query(), "DEST", "S")]
+        assert statuses[-1] == 0
+        assert [uid for uid, _ in received] == [ds.SOPInstanceUID for ds in instances]
+    finally:
+        scp.shutdown()
