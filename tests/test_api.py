@@ -193,3 +193,23 @@ def test_python_m_dimse_runs():
     assert "statuses {0}" in out.stdout
     assert "association released: True" in out.stdout
     assert dimse.IMPLEMENTATION_CLASS_UID in out.stdout
+
+
+def test_ready_context_lists():
+    from dimse import sop
+    from dimse.presentation import (
+        QueryRetrievePresentationContexts,
+        StoragePresentationContexts,
+        VerificationPresentationContexts,
+    )
+
+    storage = {c.abstract_syntax for c in StoragePresentationContexts}
+    assert len(StoragePresentationContexts) <= 128
+    assert {sop.CTImageStorage, sop.MRImageStorage, sop.SecondaryCaptureImageStorage} <= storage
+    qr = {c.abstract_syntax for c in QueryRetrievePresentationContexts}
+    assert sop.StudyRootQueryRetrieveInformationModelMove in qr
+    assert sop.PatientRootQueryRetrieveInformationModelGet in qr
+    assert [c.abstract_syntax for c in VerificationPresentationContexts] == [sop.Verification]
+    ae = dimse.AE()
+    ae.requested_contexts = StoragePresentationContexts
+    assert len(ae.requested_contexts) == len(StoragePresentationContexts)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pydicom._uid_dict import UID_dictionary
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -18,6 +19,8 @@ from dimse.exceptions import InvalidArgument
 __all__ = [
     "DEFAULT_TRANSFER_SYNTAXES",
     "PresentationContext",
+    "QueryRetrievePresentationContexts",
+    "StoragePresentationContexts",
     "VerificationPresentationContexts",
     "build_context",
     "build_role",
@@ -104,3 +107,27 @@ def contexts_for(uids: Iterable[str]) -> list[PresentationContext]:
 
 
 VerificationPresentationContexts: list[PresentationContext] = contexts_for([sop.Verification])
+
+
+def _current(keyword_filter: Callable[[str], bool]) -> list[str]:
+    """Current (not retired) SOP classes whose keyword passes ``keyword_filter``, by UID."""
+    return sorted(
+        (
+            uid
+            for uid, info in UID_dictionary.items()
+            if info[1] == "SOP Class" and info[4] and not info[3] and keyword_filter(info[4])
+        ),
+        key=lambda u: [int(p) for p in u.split(".")],
+    )
+
+
+#: Storage SOP classes (PS3.4 B.5), at most 128 (one association's limit, PS3.8 9.3.2.2).
+StoragePresentationContexts: list[PresentationContext] = contexts_for(
+    _current(lambda k: k.endswith("Storage"))[:128]
+)
+
+#: The Query/Retrieve information models (PS3.4 C.6): FIND, MOVE and GET of the patient
+#: root, study root and composite instance root models.
+QueryRetrievePresentationContexts: list[PresentationContext] = contexts_for(
+    _current(lambda k: "QueryRetrieve" in k and k.endswith(("Find", "Move", "Get")))
+)
