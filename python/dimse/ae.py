@@ -633,18 +633,8 @@ class Server:
             data=dataset,
         )
         event.attrs["_cancelled"] = responder.is_cancelled
-        counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
-        failed_uids: list[str] = []
-
-        def send(status: int, final: bool, comment: str | None = None) -> bool:
-            rsp = {**response, "status": status}
-            rsp.update({k: v for k, v in counts.items() if not (final and k == "remaining")})
-            if comment:
-                rsp["error_comment"] = _comment(comment)
-            data = None
-            if final and failed_uids and context is not None:
-                data = dsutils.encode(_failed_list(failed_uids), context.transfer_syntax[0])
-            return responder.send(context_id, _encode_response(rsp, data is not None), data)
+        progress = _SubOperations(response, context_id, context, responder)
+        send = progress.send
 
         if EVT_C_GET not in self._handlers or context is None:
             send(0xC411, True, "no handler bound to EVT_C_GET")
@@ -652,7 +642,7 @@ class Server:
         results = None
         try:
             results = iter(self._call(EVT_C_GET, event))
-            counts["remaining"] = int(next(results))
+            progress.counts["remaining"] = int(next(results))
             sub_id = 0
             for status, ds in results:
                 if responder.is_cancelled():
@@ -663,11 +653,7 @@ class Server:
                     send(fields["status"], True, fields.get("error_comment"))
                     return []
                 sub_id = (sub_id + 1) % 0x10000
-                outcome = self._sub_store(info, ds, sub_id, responder)
-                counts["remaining"] = max(0, counts["remaining"] - 1)
-                counts[outcome] += 1
-                if outcome == "failed":
-                    failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
+                progress.record(self._sub_store(info, ds, sub_id, responder), ds)
                 if not send(0xFF00, False):
                     return []
         except Exception as e:
@@ -678,12 +664,7 @@ class Server:
             close = getattr(results, "close", None)
             if close is not None:
                 close()
-        if responder.is_cancelled():
-            send(0xFE00, True)
-        elif counts["failed"] or counts["warning"]:
-            send(0xB000, True)  # sub-operations complete, one or more failures or warnings
-        else:
-            send(0x0000, True)
+        progress.finish()
         return []
 
     def _move(
@@ -710,18 +691,8 @@ class Server:
         )
         event.attrs["_cancelled"] = responder.is_cancelled
         event.attrs["move_destination"] = request["move_destination"]
-        counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
-        failed_uids: list[str] = []
-
-        def send(status: int, final: bool, comment: str | None = None) -> bool:
-            rsp = {**response, "status": status}
-            rsp.update({k: v for k, v in counts.items() if not (final and k == "remaining")})
-            if comment:
-                rsp["error_comment"] = _comment(comment)
-            data = None
-            if final and failed_uids and context is not None:
-                data = dsutils.encode(_failed_list(failed_uids), context.transfer_syntax[0])
-            return responder.send(context_id, _encode_response(rsp, data is not None), data)
+        progress = _SubOperations(response, context_id, context, responder)
+        send = progress.send
 
         if EVT_C_MOVE not in self._handlers or context is None:
             send(0xC511, True, "no handler bound to EVT_C_MOVE")
@@ -734,7 +705,7 @@ class Server:
             if addr is None or port is None:
                 send(0xA801, True, f"move destination {request['move_destination']} unknown")
                 return []
-            counts["remaining"] = int(next(results))
+            progress.counts["remaining"] = int(next(results))
             scu = AE(self.ae.ae_title)
             for attr in ("acse_timeout", "dimse_timeout", "network_timeout"):
                 setattr(scu, attr, getattr(self.ae, attr))
@@ -754,7 +725,6 @@ class Server:
                 if fields["status"] not in (0xFF00, 0xFF01):
                     send(fields["status"], True, fields.get("error_comment"))
                     return []
-                counts["remaining"] = max(0, counts["remaining"] - 1)
                 try:
                     code = int(
                         destination.send_c_store(
@@ -769,13 +739,7 @@ class Server:
                     if not destination.is_established:
                         destination = None
                         raise
-                if code == 0:
-                    counts["completed"] += 1
-                elif 0xB000 <= code <= 0xBFFF or code == 0x0001:
-                    counts["warning"] += 1
-                else:
-                    counts["failed"] += 1
-                    failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
+                progress.record(_outcome(code), ds)
                 if not send(0xFF00, False):
                     return []
         except Exception as e:
@@ -788,12 +752,7 @@ class Server:
                 close()
             if destination is not None and destination.is_established:
                 destination.release()
-        if responder.is_cancelled():
-            send(0xFE00, True)
-        elif counts["failed"] or counts["warning"]:
-            send(0xB000, True)
-        else:
-            send(0x0000, True)
+        progress.finish()
         return []
 
     def _sub_store(
@@ -832,10 +791,7 @@ class Server:
         reply = responder.reply(self.ae.dimse_timeout)
         if reply is None:
             return "failed"
-        status = _core.decode_command_set(reply[1]).get("Status", 0xC000)
-        if status == 0:
-            return "completed"
-        return "warning" if (0xB000 <= status <= 0xBFFF or status == 0x0001) else "failed"
+        return _outcome(_core.decode_command_set(reply[1]).get("Status", 0xC000))
 
     def _n_service(
         self,
@@ -887,6 +843,60 @@ class Server:
         if reply is None or not ok or context is None:
             return None
         return dsutils.encode(reply, context.transfer_syntax[0])
+
+
+def _outcome(status: int) -> str:
+    """How a C-STORE sub-operation ended, for the counters: completed, warning, failed."""
+    if status == 0:
+        return "completed"
+    return "warning" if (0xB000 <= status <= 0xBFFF or status == 0x0001) else "failed"
+
+
+class _SubOperations:
+    """The sub-operation counters of a C-GET or C-MOVE and the responses that carry them
+    (PS3.4 C.4.2.1.5, C.4.3.1.4)."""
+
+    def __init__(
+        self,
+        response: dict[str, Any],
+        context_id: int,
+        context: PresentationContext | None,
+        responder: _core.Responder,
+    ) -> None:
+        self.response = response
+        self.context_id = context_id
+        self.context = context
+        self.responder = responder
+        self.counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
+        self.failed_uids: list[str] = []
+
+    def record(self, outcome: str, ds: Dataset) -> None:
+        self.counts["remaining"] = max(0, self.counts["remaining"] - 1)
+        self.counts[outcome] += 1
+        if outcome == "failed":
+            self.failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
+
+    def send(self, status: int, final: bool, comment: str | None = None) -> bool:
+        """A response with the counters (a final one without Remaining) and the Failed
+        SOP Instance UID List when there were failures."""
+        rsp = {**self.response, "status": status}
+        rsp.update({k: v for k, v in self.counts.items() if not (final and k == "remaining")})
+        if comment:
+            rsp["error_comment"] = _comment(comment)
+        data = None
+        if final and self.failed_uids and self.context is not None:
+            data = dsutils.encode(_failed_list(self.failed_uids), self.context.transfer_syntax[0])
+        return self.responder.send(self.context_id, _encode_response(rsp, data is not None), data)
+
+    def finish(self) -> None:
+        """The final response: cancelled, complete with failures or warnings (0xB000), or
+        success."""
+        if self.responder.is_cancelled():
+            self.send(0xFE00, True)
+        elif self.counts["failed"] or self.counts["warning"]:
+            self.send(0xB000, True)
+        else:
+            self.send(0x0000, True)
 
 
 def _failed_list(uids: list[str]) -> Dataset:

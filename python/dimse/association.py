@@ -406,25 +406,39 @@ class Association:
 
         ``query_model`` is the information model's SOP Class UID, or "P" (patient root),
         "S" (study root), "W" (modality worklist)."""
+        model = _QUERY_MODELS.get(query_model, query_model)
+        return self._send_query("C-FIND", dataset, model, msg_id, priority, {})
+
+    def _send_query(
+        self,
+        kind: str,
+        dataset: Dataset,
+        model: str,
+        msg_id: int | None,
+        priority: int,
+        extra: dict[str, Any],
+    ) -> Iterator[tuple[Dataset, Dataset | None]]:
+        """Sends a C-FIND/C-GET/C-MOVE request and returns the iterator of its responses."""
         if priority not in _PRIORITIES:
             raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
-        model = _QUERY_MODELS.get(query_model, query_model)
         pc = self._context_for(model)
         core = self._require()
         ts = pc.transfer_syntax[0]
         message_id = self._next_message_id(msg_id)
         request = {
-            "type": "C-FIND-RQ",
+            "type": f"{kind}-RQ",
             "affected_sop_class_uid": model,
             "message_id": message_id,
             "priority": _PRIORITIES[priority],
+            **extra,
         }
         core.send(
             pc.context_id or 1,
             _core.encode_message(request, has_dataset=True),
             dsutils.encode(dataset, ts),
         )
-        return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, 0x8020)
+        field = COMMAND_FIELDS[f"{kind}-RQ"] | 0x8000
+        return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, field)
 
     def _next_response(
         self, core: _core.Association, message_id: int, expected: int
@@ -517,25 +531,8 @@ class Association:
         with SCP role selection (``build_role(uid, scp_role=True)`` in ``ext_neg``).
 
         ``query_model`` is the model's SOP Class UID, or "P" / "S"."""
-        if priority not in _PRIORITIES:
-            raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
         model = _GET_MODELS.get(query_model, query_model)
-        pc = self._context_for(model)
-        core = self._require()
-        ts = pc.transfer_syntax[0]
-        message_id = self._next_message_id(msg_id)
-        request = {
-            "type": "C-GET-RQ",
-            "affected_sop_class_uid": model,
-            "message_id": message_id,
-            "priority": _PRIORITIES[priority],
-        }
-        core.send(
-            pc.context_id or 1,
-            _core.encode_message(request, has_dataset=True),
-            dsutils.encode(dataset, ts),
-        )
-        return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, 0x8010)
+        return self._send_query("C-GET", dataset, model, msg_id, priority, {})
 
     def _retrieve_responses(
         self, core: _core.Association, context_id: int, message_id: int, ts: str, field: int
@@ -572,26 +569,9 @@ class Association:
         ``move_aet``; returns an iterator of ``(status, identifier)`` as ``send_c_get``.
 
         ``query_model`` is the model's SOP Class UID, or "P" / "S"."""
-        if priority not in _PRIORITIES:
-            raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
         model = _MOVE_MODELS.get(query_model, query_model)
-        pc = self._context_for(model)
-        core = self._require()
-        ts = pc.transfer_syntax[0]
-        message_id = self._next_message_id(msg_id)
-        request = {
-            "type": "C-MOVE-RQ",
-            "affected_sop_class_uid": model,
-            "message_id": message_id,
-            "priority": _PRIORITIES[priority],
-            "move_destination": move_aet,
-        }
-        core.send(
-            pc.context_id or 1,
-            _core.encode_message(request, has_dataset=True),
-            dsutils.encode(dataset, ts),
-        )
-        return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, 0x8021)
+        extra = {"move_destination": move_aet}
+        return self._send_query("C-MOVE", dataset, model, msg_id, priority, extra)
 
     def send_c_cancel(self, msg_id: int, context_id: int) -> None:
         """Sends a C-CANCEL-RQ for the request ``msg_id`` (PS3.7 9.3.2.3)."""
