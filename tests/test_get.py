@@ -186,3 +186,45 @@ def test_our_getscu_against_pynetdicom():
         assert received == [ds.SOPInstanceUID for ds in instances]
     finally:
         scp.shutdown()
+
+
+def test_dcmtk_getscu_against_ours(get_server, tmp_path):
+    import os
+    import subprocess
+
+    instances = [instance(i) for i in range(3)]
+
+    def handler(event):
+        yield len(instances)
+        for ds in instances:
+            yield 0xFF00, ds
+
+    port = get_server(handler)
+    getscu = "/usr/bin/getscu"
+    assert os.path.exists(getscu), "DCMTK's getscu is missing: apt-get install dcmtk"
+    out = subprocess.run(
+        [
+            getscu,
+            "-v",
+            "-S",
+            "-aec",
+            "GETSCP",
+            "-od",
+            str(tmp_path),
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            "StudyInstanceUID=1.2.3",
+            "127.0.0.1",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TCP_NODELAY": "1"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    from pydicom import dcmread
+
+    written = sorted(str(dcmread(p).SOPInstanceUID) for p in tmp_path.iterdir())
+    assert written == sorted(ds.SOPInstanceUID for ds in instances)

@@ -147,3 +147,37 @@ def test_our_movescu_against_pynetdicom(destination):
         assert [uid for uid, _ in received] == [ds.SOPInstanceUID for ds in instances]
     finally:
         scp.shutdown()
+
+
+def test_dcmtk_movescu_against_ours(move_server, destination):
+    import os
+    import subprocess
+
+    _, received = destination
+    instances = [instance(i) for i in range(3)]
+    port = move_server(instances)
+    movescu = "/usr/bin/movescu"
+    assert os.path.exists(movescu), "DCMTK's movescu is missing: apt-get install dcmtk"
+    out = subprocess.run(
+        [
+            movescu,
+            "-v",
+            "-S",
+            "-aec",
+            "MOVESCP",
+            "-aem",
+            "DEST",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            "StudyInstanceUID=1.2.3",
+            "127.0.0.1",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TCP_NODELAY": "1"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert [uid for uid, _ in received] == [ds.SOPInstanceUID for ds in instances]
