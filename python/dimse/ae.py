@@ -602,11 +602,7 @@ class Server:
             LOGGER.error("the EVT_C_FIND handler raised:\n%s", traceback.format_exc())
             return final(0xC311, f"handler raised {e!r}")
         finally:
-            # A handler left mid-way (cancel, failure) gets GeneratorExit now, so that its
-            # cleanup (closing a cursor, say) runs at once.
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()
+            _close(results)
         if responder.is_cancelled():
             return final(0xFE00)
         return final(0x0000)
@@ -661,9 +657,7 @@ class Server:
             send(0xC411, True, f"handler raised {e!r}")
             return []
         finally:
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()
+            _close(results)
         progress.finish()
         return []
 
@@ -747,9 +741,7 @@ class Server:
             send(0xC511, True, f"{e!r}")
             return []
         finally:
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()
+            _close(results)
             if destination is not None and destination.is_established:
                 destination.release()
         progress.finish()
@@ -843,6 +835,14 @@ class Server:
         if reply is None or not ok or context is None:
             return None
         return dsutils.encode(reply, context.transfer_syntax[0])
+
+
+def _close(results: object) -> None:
+    """Closes a handler's generator left mid-way (cancel, failure), so that its cleanup
+    (closing a cursor, say) runs now rather than at garbage collection."""
+    close = getattr(results, "close", None)
+    if close is not None:
+        close()
 
 
 def _outcome(status: int) -> str:
