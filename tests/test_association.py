@@ -408,10 +408,13 @@ def test_unsupported_event_handlers_are_refused():
     ae = AE("X")
     ae.add_supported_context(sop.Verification)
     ae.add_requested_context(sop.Verification)
-    with pytest.raises(dimse.InvalidArgument, match="EVT_ESTABLISHED"):
-        ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_ESTABLISHED, print)])
+    with pytest.raises(TypeError, match="not an event"):
+        ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[("EVT_C_ECHO", print)])
     with pytest.raises(dimse.InvalidArgument, match="EVT_C_FIND"):
         ae.associate("127.0.0.1", 1, evt_handlers=[(evt.EVT_C_FIND, print)])
+    # PDU notifications come from the Rust driver of a server only.
+    with pytest.raises(dimse.InvalidArgument, match="EVT_PDU_RECV"):
+        ae.associate("127.0.0.1", 1, evt_handlers=[(evt.EVT_PDU_RECV, print)])
 
 
 def test_dimse_called_from_a_signal_handler_during_a_blocking_call():

@@ -3,33 +3,56 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydicom.dataset import Dataset
 
 from dimse import _core, dsutils, sop
-from dimse.association import Association, ServiceUser
+from dimse.association import Association, ServiceUser, command_dataset
 from dimse.evt import (
+    EVT_ABORTED,
+    EVT_ACCEPTED,
     EVT_ASYNC_OPS,
     EVT_C_ECHO,
     EVT_C_FIND,
     EVT_C_GET,
     EVT_C_MOVE,
     EVT_C_STORE,
+    EVT_CONN_CLOSE,
+    EVT_CONN_OPEN,
+    EVT_DIMSE_RECV,
+    EVT_DIMSE_SENT,
+    EVT_ESTABLISHED,
     EVT_N_ACTION,
     EVT_N_CREATE,
     EVT_N_DELETE,
     EVT_N_EVENT_REPORT,
     EVT_N_GET,
     EVT_N_SET,
+    EVT_PDU_RECV,
+    EVT_PDU_SENT,
+    EVT_REJECTED,
+    EVT_RELEASED,
+    EVT_REQUESTED,
+    EVT_SOP_COMMON,
     EVT_SOP_EXTENDED,
     EVT_USER_ID,
+    NEGOTIATION_EVENTS,
+    NOTIFICATION_EVENTS,
+    REQUESTOR_EVENTS,
+    SERVICE_EVENTS,
     Event,
+    EventType,
     HandlerArg,
+    bind_handler,
+    check_events,
     normalize_handlers,
+    notify,
+    unbind_handler,
 )
 from dimse.exceptions import (
     AcseTimeout,
@@ -245,7 +268,7 @@ class AE:
         if len(contexts) > 128:
             raise InvalidArgument("at most 128 presentation contexts can be proposed")
         handlers = normalize_handlers(evt_handlers)
-        _check_supported(handlers, _REQUESTOR_EVENTS, "associate()")
+        check_events(handlers, REQUESTOR_EVENTS, "associate()")
         params: dict[str, Any] = {
             "calling_ae_title": self._ae_title,
             "called_ae_title": called,
@@ -272,13 +295,30 @@ class AE:
         acceptor = ServiceUser(called, addr, port)
         assoc = Association(self, requestor, acceptor)
         assoc._handlers = handlers
+        LOGGER.debug("requesting an association with %s at %s:%s", called, addr, port)
         try:
             core = _core.associate(f"{_host(addr)}:{port}", params, self._settings())
         except (AssociationRejected, AssociationAborted, ConnectFailed, AcseTimeout) as e:
             LOGGER.info("association to %s:%s failed: %s", addr, port, e)
             assoc._failed(e)
+            if not isinstance(e, ConnectFailed):
+                assoc._emit(EVT_CONN_OPEN)
+                if isinstance(e, AssociationRejected):
+                    assoc._ended(EVT_REJECTED, result=e.result, source=e.source, reason=e.reason)
+                else:
+                    assoc._ended(EVT_ABORTED, reason=str(e))
             return assoc
         assoc._established(core)
+        LOGGER.info(
+            "association with %s at %s:%s established (%d of %d contexts accepted)",
+            called,
+            addr,
+            port,
+            len(assoc.accepted_contexts),
+            len(contexts),
+        )
+        assoc._emit(EVT_CONN_OPEN)
+        assoc._emit(EVT_ESTABLISHED)
         return assoc
 
     # -- acceptor -----------------------------------------------------------------------
@@ -319,8 +359,6 @@ class AE:
         self._servers.clear()
 
 
-#: Events whose handlers are called today; binding any other is an error rather than a
-#: handler that silently never runs.
 _N_EVENTS = {
     "N-EVENT-REPORT-RQ": EVT_N_EVENT_REPORT,
     "N-GET-RQ": EVT_N_GET,
@@ -329,31 +367,25 @@ _N_EVENTS = {
     "N-CREATE-RQ": EVT_N_CREATE,
     "N-DELETE-RQ": EVT_N_DELETE,
 }
-_ACCEPTOR_EVENTS = frozenset(
-    {
-        EVT_C_ECHO,
-        EVT_C_FIND,
-        EVT_C_GET,
-        EVT_C_MOVE,
-        EVT_C_STORE,
-        EVT_USER_ID,
-        EVT_SOP_EXTENDED,
-        EVT_ASYNC_OPS,
-        *_N_EVENTS.values(),
-    }
-)
-#: A requestor handles the C-STORE sub-operations of its C-GET.
-_REQUESTOR_EVENTS: frozenset[Any] = frozenset({EVT_C_STORE})
+#: Every event a server calls handlers for.
+_ACCEPTOR_EVENTS = SERVICE_EVENTS | NEGOTIATION_EVENTS | NOTIFICATION_EVENTS
 
-
-def _check_supported(handlers: dict[Any, Any], supported: frozenset[Any], where: str) -> None:
-    unsupported = sorted(e.name for e in handlers if e not in supported)
-    if unsupported:
-        names = ", ".join(sorted(e.name for e in supported)) or "none yet"
-        raise InvalidArgument(
-            f"{where} cannot call handlers for {', '.join(unsupported)} yet; "
-            f"supported here: {names}"
-        )
+#: The notification kinds the Rust server reports, and their events.
+_NOTIFICATIONS = {
+    "conn_open": EVT_CONN_OPEN,
+    "conn_close": EVT_CONN_CLOSE,
+    "requested": EVT_REQUESTED,
+    "accepted": EVT_ACCEPTED,
+    "rejected": EVT_REJECTED,
+    "established": EVT_ESTABLISHED,
+    "released": EVT_RELEASED,
+    "aborted": EVT_ABORTED,
+    "dimse_recv": EVT_DIMSE_RECV,
+    "dimse_sent": EVT_DIMSE_SENT,
+    "pdu_recv": EVT_PDU_RECV,
+    "pdu_sent": EVT_PDU_SENT,
+}
+_NOTIFICATION_KINDS = {event: kind for kind, event in _NOTIFICATIONS.items()}
 
 
 def _host(addr: str) -> str:
@@ -406,18 +438,49 @@ def _add_ext_neg(params: dict[str, Any], item: Any) -> None:
 
 
 class _AcceptorView:
-    """What handlers see as ``event.assoc`` on the server side."""
+    """What handlers see as ``event.assoc`` on the server side: one per association, with
+    its own ``bind``/``unbind`` (handlers for this association only)."""
 
-    def __init__(self, ae: AE, info: dict[str, Any]) -> None:
-        self.ae = ae
-        n = info["negotiated"]
-        self.requestor = ServiceUser(n["calling_ae_title"], *info["peer"])
-        self.acceptor = ServiceUser(n["called_ae_title"], "", 0)
+    def __init__(self, server: Server, info: dict[str, Any]) -> None:
+        self.ae = server.ae
+        self._server = server
+        self.id = info["id"]
+        self.requestor = ServiceUser("", *info["peer"])
+        self.acceptor = ServiceUser("", "", 0)
+        self.negotiated: dict[str, Any] = {}
+        self._handlers: dict[Any, Any] = {}
+        self._update(info)
+
+    def _update(self, info: dict[str, Any]) -> None:
+        n = info.get("negotiated")
+        if n is None or self.negotiated:
+            return
+        self.requestor.ae_title = n["calling_ae_title"]
+        self.acceptor.ae_title = n["called_ae_title"]
         self.requestor.implementation_class_uid = n.get("peer_implementation_class_uid")
         self.requestor.implementation_version_name = n.get("peer_implementation_version_name")
         self.requestor.maximum_length = n.get("peer_max_pdu_length")
         self.negotiated = n
-        self.id = info["id"]
+
+    def bind(
+        self, event: EventType, handler: Callable[..., Any], args: Sequence[Any] = ()
+    ) -> None:
+        """Binds ``handler`` to ``event`` for this association only."""
+        bind_handler(self._handlers, event, handler, args)
+        check_events(self._handlers, _ACCEPTOR_EVENTS, "an association's bind()")
+        self._server._update_core()
+
+    def unbind(self, event: EventType, handler: Callable[..., Any]) -> None:
+        """Unbinds ``handler`` from ``event`` for this association."""
+        unbind_handler(self._handlers, event, handler)
+
+    def get_handlers(self, event: EventType) -> list[tuple[Callable[..., Any], Sequence[Any]]]:
+        """The handlers bound to ``event`` on this association (then the server's)."""
+        own: list[tuple[Callable[..., Any], Sequence[Any]]] = self._handlers.get(event, [])
+        return own + self._server.get_handlers(event)
+
+    def __repr__(self) -> str:
+        return f"<Association {self.requestor.ae_title} -> {self.acceptor.ae_title} #{self.id}>"
 
 
 class Server:
@@ -433,7 +496,9 @@ class Server:
     ) -> None:
         self.ae = ae
         self._handlers = normalize_handlers(evt_handlers)
-        _check_supported(self._handlers, _ACCEPTOR_EVENTS, "start_server()")
+        check_events(self._handlers, _ACCEPTOR_EVENTS, "start_server()")
+        self._views: dict[int, _AcceptorView] = {}
+        self._views_lock = threading.Lock()
         acceptor = {
             "ae_title": _check_ae_title(ae_title),
             "require_called_aet": bool(ae.require_called_aet),
@@ -461,7 +526,76 @@ class Server:
             hooks=_Hooks(self),
             native_echo=EVT_C_ECHO not in self._handlers,
             handler_threads=ae.handler_threads,
+            notify=self._notify,
         )
+        self._update_core()
+        LOGGER.info("serving %s on %s:%s", ae_title, *self._core.address)
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def bind(
+        self, event: EventType, handler: Callable[..., Any], args: Sequence[Any] = ()
+    ) -> None:
+        """Binds ``handler`` to ``event`` for every association, from now on (an
+        intervention event's handler replaces the one bound)."""
+        bind_handler(self._handlers, event, handler, args)
+        check_events(self._handlers, _ACCEPTOR_EVENTS, "Server.bind()")
+        self._update_core()
+
+    def unbind(self, event: EventType, handler: Callable[..., Any]) -> None:
+        """Unbinds ``handler`` from ``event``; unknown bindings are ignored."""
+        unbind_handler(self._handlers, event, handler)
+        self._update_core()
+
+    def get_handlers(self, event: EventType) -> list[tuple[Callable[..., Any], Sequence[Any]]]:
+        """The handlers bound to ``event`` for every association."""
+        return list(self._handlers.get(event, []))
+
+    def _update_core(self) -> None:
+        """Tells Rust which notifications to report and whether to answer C-ECHO itself."""
+        with self._views_lock:
+            views = list(self._views.values())
+        bound = set(self._handlers).union(*(v._handlers for v in views))
+        self._core.set_notifications(
+            [kind for event, kind in _NOTIFICATION_KINDS.items() if event in bound]
+        )
+        self._core.set_native_echo(EVT_C_ECHO not in self._handlers)
+
+    def _view(self, info: dict[str, Any]) -> _AcceptorView:
+        """The association's view, kept while it lives (for its own bindings)."""
+        with self._views_lock:
+            for ended in self._core.ended():
+                self._views.pop(ended, None)
+            view = self._views.get(info["id"])
+            if view is None:
+                view = self._views[info["id"]] = _AcceptorView(self, info)
+                self._core.track(info["id"])
+            else:
+                view._update(info)
+            return view
+
+    def _notify(self, kind: str, info: dict[str, Any], payload: Any) -> None:
+        """Called from Rust (in order, per association) for the notifications asked for."""
+        event_type = _NOTIFICATIONS[kind]
+        view = self._view(info)
+        handlers = view._handlers.get(event_type, []) + self._handlers.get(event_type, [])
+        if not handlers:
+            return
+        attrs: dict[str, Any] = {}
+        if kind == "requested":
+            attrs["associate_rq"] = payload
+        elif kind == "accepted":
+            attrs["associate_ac"] = payload
+        elif kind == "rejected":
+            attrs["result"], attrs["source"], attrs["reason"] = payload
+        elif kind == "aborted":
+            attrs["reason"] = payload
+        elif kind in ("dimse_recv", "dimse_sent"):
+            attrs["context_id"] = payload[0]
+            attrs["message"] = command_dataset(payload[1])
+        elif kind in ("pdu_recv", "pdu_sent"):
+            attrs["pdu_type"], attrs["pdu_length"] = payload
+        notify(handlers, Event(view, event_type, attrs=attrs))
 
     @property
     def server_address(self) -> tuple[str, int]:
@@ -482,16 +616,20 @@ class Server:
         self.shutdown()
 
     def _call(self, event_type: Any, event: Event) -> Any:
-        (handler, args), *_ = self._handlers[event_type]
+        handlers = event.assoc.get_handlers(event_type) if event.assoc else None
+        (handler, args), *_ = handlers or self._handlers[event_type]
         return handler(event, *args)
+
+    def _has_handler(self, event_type: Any, info: dict[str, Any]) -> bool:
+        return bool(self._view(info).get_handlers(event_type))
 
     def _store(
         self, info: dict[str, Any], context_id: int, command: bytes, dataset: bytes | None
     ) -> dict[str, Any]:
         event = Event(
-            _AcceptorView(self.ae, info),
+            self._view(info),
             EVT_C_STORE,
-            request=_command_dataset(command),
+            request=command_dataset(command),
             context=_context(info, context_id),
             data=dataset if dataset is not None else b"",
         )
@@ -519,11 +657,11 @@ class Server:
         }
         if "affected_sop_class_uid" in request:
             response["affected_sop_class_uid"] = request["affected_sop_class_uid"]
-        if request["type"] == "C-ECHO-RQ" and EVT_C_ECHO in self._handlers:
+        if request["type"] == "C-ECHO-RQ" and self._has_handler(EVT_C_ECHO, info):
             event = Event(
-                _AcceptorView(self.ae, info),
+                self._view(info),
                 EVT_C_ECHO,
-                request=_command_dataset(command),
+                request=command_dataset(command),
                 context=_context(info, context_id),
             )
             try:
@@ -564,9 +702,9 @@ class Server:
         ``event.is_cancelled``, and the last response says how it ended."""
         context = _context(info, context_id)
         event = Event(
-            _AcceptorView(self.ae, info),
+            self._view(info),
             EVT_C_FIND,
-            request=_command_dataset(command),
+            request=command_dataset(command),
             context=context,
             data=dataset,
         )
@@ -580,7 +718,7 @@ class Server:
                 response["error_comment"] = _comment(comment)
             return [(context_id, _encode_response(response, False), None)]
 
-        if EVT_C_FIND not in self._handlers or context is None:
+        if not self._has_handler(EVT_C_FIND, info) or context is None:
             return final(0xC311, "no handler bound to EVT_C_FIND")
         results = None
         try:
@@ -622,9 +760,9 @@ class Server:
         pending C-GET-RSP after each carrying the four counters."""
         context = _context(info, context_id)
         event = Event(
-            _AcceptorView(self.ae, info),
+            self._view(info),
             EVT_C_GET,
-            request=_command_dataset(command),
+            request=command_dataset(command),
             context=context,
             data=dataset,
         )
@@ -632,7 +770,7 @@ class Server:
         progress = _SubOperations(response, context_id, context, responder)
         send = progress.send
 
-        if EVT_C_GET not in self._handlers or context is None:
+        if not self._has_handler(EVT_C_GET, info) or context is None:
             send(0xC411, True, "no handler bound to EVT_C_GET")
             return []
         results = None
@@ -677,9 +815,9 @@ class Server:
         are sent with C-STORE on a new association to the destination."""
         context = _context(info, context_id)
         event = Event(
-            _AcceptorView(self.ae, info),
+            self._view(info),
             EVT_C_MOVE,
-            request=_command_dataset(command),
+            request=command_dataset(command),
             context=context,
             data=dataset,
         )
@@ -688,7 +826,7 @@ class Server:
         progress = _SubOperations(response, context_id, context, responder)
         send = progress.send
 
-        if EVT_C_MOVE not in self._handlers or context is None:
+        if not self._has_handler(EVT_C_MOVE, info) or context is None:
             send(0xC511, True, "no handler bound to EVT_C_MOVE")
             return []
         results = None
@@ -808,13 +946,13 @@ class Server:
                 response[key] = request[key]
         context = _context(info, context_id)
         event = Event(
-            _AcceptorView(self.ae, info),
+            self._view(info),
             event_type,
-            request=_command_dataset(command),
+            request=command_dataset(command),
             context=context,
             data=dataset,
         )
-        if event_type not in self._handlers:
+        if not event.assoc.get_handlers(event_type):
             response.update(
                 status=0x0110, error_comment=_comment(f"no handler bound to {event_type.name}")
             )
@@ -921,7 +1059,7 @@ def _encode_response(response: dict[str, Any], has_dataset: bool) -> bytes:
 def _store_status(server: Server, event: Event) -> dict[str, Any]:
     """Runs the EVT_C_STORE handler: its status, or 0xC211 (storage: cannot understand)
     with an error comment when there is no handler or it raised (as pynetdicom does)."""
-    if EVT_C_STORE not in server._handlers:
+    if not event.assoc.get_handlers(EVT_C_STORE):
         return {"status": 0xC211, "error_comment": "no handler bound to EVT_C_STORE"}
     try:
         return _status_fields(server._call(EVT_C_STORE, event))
@@ -949,17 +1087,6 @@ def _status_fields(status: Any) -> dict[str, Any]:
     raise InvalidArgument(f"a handler must return a status int or Dataset, not {status!r}")
 
 
-def _command_dataset(command: bytes) -> Dataset:
-    ds = Dataset()
-    for keyword, value in _core.decode_command_set(command).items():
-        if keyword.startswith("("):
-            continue
-        if keyword in ("OffendingElement", "AttributeIdentifierList"):
-            value = [(g << 16) | e for g, e in value]
-        setattr(ds, keyword, value)
-    return ds
-
-
 def _context(info: dict[str, Any], context_id: int) -> PresentationContext | None:
     for c in info["negotiated"]["contexts"]:
         if c["id"] == context_id and c.get("transfer_syntax"):
@@ -974,10 +1101,16 @@ class _Hooks:
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        handlers = server._handlers
-        self.user_identity = self._user_identity if EVT_USER_ID in handlers else None
-        self.sop_extended = self._sop_extended if EVT_SOP_EXTENDED in handlers else None
-        self.async_ops = self._async_ops if EVT_ASYNC_OPS in handlers else None
+
+    def __getattr__(self, name: str) -> Any:
+        # Rust asks for a hook by name; None when no handler is bound (the default
+        # answer then costs no call into Python).
+        event = _HOOK_EVENTS.get(name)
+        if event is None:
+            raise AttributeError(name)
+        if event not in self._server._handlers:
+            return None
+        return getattr(self, "_" + name)
 
     def _event(self, event_type: Any, **attrs: Any) -> Event:
         return Event(None, event_type, attrs=attrs)
@@ -999,11 +1132,27 @@ class _Hooks:
         answers = self._server._call(EVT_SOP_EXTENDED, event) or {}
         return [(str(uid), bytes(info)) for uid, info in dict(answers).items()]
 
+    def _sop_common(self, items: list[tuple[str, str, list[str]]]) -> list[str]:
+        proposed = {
+            uid: SOPClassCommonExtendedNegotiation(uid, service, related)
+            for uid, service, related in items
+        }
+        event = self._event(EVT_SOP_COMMON, items=proposed)
+        accepted = self._server._call(EVT_SOP_COMMON, event) or {}
+        return [str(uid) for uid in dict(accepted)]
+
     def _async_ops(self, invoked: int, performed: int) -> tuple[int, int]:
         event = self._event(EVT_ASYNC_OPS, nr_invoked=invoked, nr_performed=performed)
         result = self._server._call(EVT_ASYNC_OPS, event)
         return int(result[0]), int(result[1])
 
+
+_HOOK_EVENTS = {
+    "user_identity": EVT_USER_ID,
+    "sop_extended": EVT_SOP_EXTENDED,
+    "sop_common": EVT_SOP_COMMON,
+    "async_ops": EVT_ASYNC_OPS,
+}
 
 # Keep `sop` referenced for users reading this module's namespace.
 _ = sop

@@ -7,7 +7,7 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +17,20 @@ from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 
 from dimse import _core, dsutils, sop
+from dimse.evt import (
+    EVT_ABORTED,
+    EVT_CONN_CLOSE,
+    EVT_DIMSE_RECV,
+    EVT_DIMSE_SENT,
+    EVT_RELEASED,
+    REQUESTOR_EVENTS,
+    Event,
+    EventType,
+    bind_handler,
+    check_events,
+    notify,
+    unbind_handler,
+)
 from dimse.exceptions import (
     AssociationAborted,
     AssociationRejected,
@@ -31,6 +45,10 @@ from dimse.presentation import PresentationContext
 __all__ = ["COMMAND_FIELDS", "Association", "ServiceUser", "status_dataset"]
 
 LOGGER = logging.getLogger(__name__)
+
+#: Files whose data set is larger than this (bytes) are streamed by send_c_store, a
+#: chunk at a time, instead of read whole first.
+STREAM_THRESHOLD = 8 * 1024 * 1024
 
 #: Command elements a response's status Dataset carries (PS3.7 Annex C): keyword ->
 #: (tag, VR). Built with ``add_new``, which skips pydicom's keyword lookup.
@@ -73,6 +91,18 @@ def _raw_value(vr: str, value: Any) -> bytes:
     if len(raw) % 2:
         raw += b"\0" if vr == "UI" else b" "
     return raw
+
+
+def command_dataset(command: bytes) -> Dataset:
+    """A command set as a pydicom Dataset (``event.request``, ``event.message``)."""
+    ds = Dataset()
+    for keyword, value in _core.decode_command_set(command).items():
+        if keyword.startswith("("):
+            continue
+        if keyword in ("OffendingElement", "AttributeIdentifierList"):
+            value = [(g << 16) | e for g, e in value]
+        setattr(ds, keyword, value)
+    return ds
 
 
 def status_dataset(command: bytes | dict[str, Any]) -> Dataset:
@@ -135,6 +165,44 @@ class Association:
         #: Handlers bound with associate(evt_handlers=...): EVT_C_STORE for C-GET.
         self._handlers: dict[Any, Any] = {}
         self._lock = threading.Lock()
+        self._closed_told = False
+
+    # -- handlers -------------------------------------------------------------------------
+
+    def bind(
+        self, event: EventType, handler: Callable[..., Any], args: Sequence[Any] = ()
+    ) -> None:
+        """Binds ``handler`` to ``event`` on this association (called as
+        ``handler(event, *args)``); an intervention event's handler replaces the one bound."""
+        bind_handler(self._handlers, event, handler, args)
+        check_events(self._handlers, REQUESTOR_EVENTS, "Association.bind()")
+
+    def unbind(self, event: EventType, handler: Callable[..., Any]) -> None:
+        """Unbinds ``handler`` from ``event``; unknown bindings are ignored."""
+        unbind_handler(self._handlers, event, handler)
+
+    def get_handlers(self, event: EventType) -> list[tuple[Callable[..., Any], Sequence[Any]]]:
+        """The handlers bound to ``event`` with their extra arguments."""
+        return list(self._handlers.get(event, []))
+
+    def _emit(self, event_type: EventType, **attrs: Any) -> None:
+        """Calls the handlers of a notification event (nothing to do when none is bound)."""
+        handlers = self._handlers.get(event_type)
+        if handlers:
+            notify(handlers, Event(self, event_type, attrs=attrs))
+
+    def _emit_dimse(self, event_type: EventType, context_id: int, command: bytes) -> None:
+        if self._handlers.get(event_type):
+            self._emit(event_type, message=command_dataset(command), context_id=context_id)
+
+    def _ended(self, event_type: EventType, **attrs: Any) -> None:
+        """The association ended (released or aborted): tell once, then the connection
+        closed."""
+        if self._closed_told:
+            return
+        self._closed_told = True
+        self._emit(event_type, **attrs)
+        self._emit(EVT_CONN_CLOSE)
 
     # -- set up by AE.associate ---------------------------------------------------------
 
@@ -227,9 +295,11 @@ class Association:
         try:
             core.release(self.ae.acse_timeout)
             self.is_released = True
-        except DimseError:
+            self._ended(EVT_RELEASED)
+        except DimseError as e:
             self.is_aborted = True
             core.abort()
+            self._ended(EVT_ABORTED, reason=str(e))
             raise
 
     def abort(self) -> None:
@@ -237,6 +307,7 @@ class Association:
         core, self._core = self._core, None
         if core is not None and self.is_established:
             core.abort()
+            self._ended(EVT_ABORTED, reason="aborted by this AE")
         self.is_established = False
         self.is_aborted = True
 
@@ -261,22 +332,32 @@ class Association:
             return next(self._message_ids) % 0x10000
 
     def _exchange(
-        self, context_id: int, request: dict[str, Any], dataset: bytes | None
+        self,
+        context_id: int,
+        request: dict[str, Any],
+        dataset: bytes | tuple[str, int] | None,
     ) -> tuple[dict[str, Any], bytes, bytes | None]:
         """Sends a request and returns its response (command elements by keyword, the raw
-        command set, the data set)."""
+        command set, the data set). ``dataset`` is the data set's bytes, or (path, offset)
+        of a file whose bytes from offset on are the data set, streamed as read."""
         core = self._require()
         command = _core.encode_message(request, has_dataset=dataset is not None)
+        self._emit_dimse(EVT_DIMSE_SENT, context_id, command)
         try:
-            event = core.request(context_id, command, dataset, self.dimse_timeout)
+            if isinstance(dataset, tuple):
+                path, offset = dataset
+                event = core.request_file(context_id, command, path, offset, self.dimse_timeout)
+            else:
+                event = core.request(context_id, command, dataset, self.dimse_timeout)
         except DimseTimeout:
             LOGGER.warning("no response within the DIMSE timeout: aborting the association")
             self.abort()
             raise
-        except AssociationAborted:
+        except AssociationAborted as e:
             self.is_established = False
             self.is_aborted = True
             self._core = None
+            self._ended(EVT_ABORTED, reason=str(e))
             raise
         kind = event[0]
         if kind == "release_requested":
@@ -286,11 +367,13 @@ class Association:
             self.is_established = False
             self.is_released = True
             self._core = None
+            self._ended(EVT_RELEASED)
             raise NotEstablished("the peer released the association before responding")
         if kind != "message":
             self.is_established = False
             self.is_aborted = True
             self._core = None
+            self._ended(EVT_ABORTED, reason=repr(event[1:]))
             if kind == "aborted":
                 raise AssociationAborted(
                     "the peer aborted the association "
@@ -299,6 +382,7 @@ class Association:
             raise AssociationAborted(
                 f"the association ended: {event[1] if len(event) > 1 else kind}"
             )
+        self._emit_dimse(EVT_DIMSE_RECV, event[1], event[2])
         response = _core.decode_command_set(event[2])
         expected = COMMAND_FIELDS[request["type"]] | 0x8000
         if (
@@ -357,6 +441,7 @@ class Association:
         if priority not in _PRIORITIES:
             raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
         self._require()
+        data: bytes | tuple[str, int]
         if isinstance(dataset, Dataset):
             sop_class = str(dataset.SOPClassUID)
             sop_instance = str(dataset.SOPInstanceUID)
@@ -373,6 +458,9 @@ class Association:
             if convert:
                 ds = dcmread(path)
                 data = dsutils.encode(ds, pc.transfer_syntax[0])
+            elif os.path.getsize(path) - header["data_offset"] > STREAM_THRESHOLD:
+                # Large: read as it is sent, a chunk at a time (memory stays bounded).
+                data = (path, header["data_offset"])
             else:
                 with open(path, "rb") as f:
                     f.seek(header["data_offset"])
@@ -432,11 +520,9 @@ class Association:
             "priority": _PRIORITIES[priority],
             **extra,
         }
-        core.send(
-            pc.context_id or 1,
-            _core.encode_message(request, has_dataset=True),
-            dsutils.encode(dataset, ts),
-        )
+        command = _core.encode_message(request, has_dataset=True)
+        self._emit_dimse(EVT_DIMSE_SENT, pc.context_id or 1, command)
+        core.send(pc.context_id or 1, command, dsutils.encode(dataset, ts))
         field = COMMAND_FIELDS[f"{kind}-RQ"] | 0x8000
         return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, field)
 
@@ -449,16 +535,19 @@ class Association:
             LOGGER.warning("no response within the DIMSE timeout: aborting the association")
             self.abort()
             raise
-        except AssociationAborted:
+        except AssociationAborted as e:
             self.is_established = False
             self.is_aborted = True
             self._core = None
+            self._ended(EVT_ABORTED, reason=str(e))
             raise
         if event[0] != "message":
             self.is_established = False
             self.is_aborted = True
             self._core = None
+            self._ended(EVT_ABORTED, reason=repr(event[1:]))
             raise AssociationAborted(f"the association ended: {event[1:]}")
+        self._emit_dimse(EVT_DIMSE_RECV, event[1], event[2])
         response = _core.decode_command_set(event[2])
         if response.get("CommandField") == 0x0001:
             # A C-STORE sub-operation of our C-GET (PS3.4 C.4.3): answer it, read on.
@@ -515,7 +604,9 @@ class Association:
             "affected_sop_instance_uid": request["AffectedSOPInstanceUID"],
             **status,
         }
-        core.send(context_id, _core.encode_message(rsp, has_dataset=False))
+        command = _core.encode_message(rsp, has_dataset=False)
+        self._emit_dimse(EVT_DIMSE_SENT, context_id, command)
+        core.send(context_id, command)
 
     def send_c_get(
         self,
@@ -576,10 +667,11 @@ class Association:
     def send_c_cancel(self, msg_id: int, context_id: int) -> None:
         """Sends a C-CANCEL-RQ for the request ``msg_id`` (PS3.7 9.3.2.3)."""
         core = self._require()
-        core.send(
-            context_id,
-            _core.encode_message({"type": "C-CANCEL-RQ", "message_id_being_responded_to": msg_id}),
+        command = _core.encode_message(
+            {"type": "C-CANCEL-RQ", "message_id_being_responded_to": msg_id}
         )
+        self._emit_dimse(EVT_DIMSE_SENT, context_id, command)
+        core.send(context_id, command)
 
     # -- DIMSE-N (PS3.7 10) --------------------------------------------------------------
 

@@ -7,12 +7,15 @@ notification event only informs, and costs nothing unless a handler is bound to 
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
+
+LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "EVT_ABORTED",
@@ -25,6 +28,8 @@ __all__ = [
     "EVT_C_GET",
     "EVT_C_MOVE",
     "EVT_C_STORE",
+    "EVT_DIMSE_RECV",
+    "EVT_DIMSE_SENT",
     "EVT_ESTABLISHED",
     "EVT_N_ACTION",
     "EVT_N_CREATE",
@@ -32,6 +37,8 @@ __all__ = [
     "EVT_N_EVENT_REPORT",
     "EVT_N_GET",
     "EVT_N_SET",
+    "EVT_PDU_RECV",
+    "EVT_PDU_SENT",
     "EVT_REJECTED",
     "EVT_RELEASED",
     "EVT_REQUESTED",
@@ -80,6 +87,50 @@ EVT_REQUESTED = EventType("EVT_REQUESTED", "association requested", False)
 EVT_ACCEPTED = EventType("EVT_ACCEPTED", "association accepted", False)
 EVT_CONN_OPEN = EventType("EVT_CONN_OPEN", "connection opened", False)
 EVT_CONN_CLOSE = EventType("EVT_CONN_CLOSE", "connection closed", False)
+EVT_DIMSE_RECV = EventType("EVT_DIMSE_RECV", "DIMSE message received", False)
+EVT_DIMSE_SENT = EventType("EVT_DIMSE_SENT", "DIMSE message sent", False)
+EVT_PDU_RECV = EventType("EVT_PDU_RECV", "PDU received", False)
+EVT_PDU_SENT = EventType("EVT_PDU_SENT", "PDU sent", False)
+
+#: Intervention events of the performing side (a server's handlers).
+SERVICE_EVENTS = frozenset(
+    {
+        EVT_C_ECHO,
+        EVT_C_FIND,
+        EVT_C_GET,
+        EVT_C_MOVE,
+        EVT_C_STORE,
+        EVT_N_EVENT_REPORT,
+        EVT_N_GET,
+        EVT_N_SET,
+        EVT_N_ACTION,
+        EVT_N_CREATE,
+        EVT_N_DELETE,
+    }
+)
+NEGOTIATION_EVENTS = frozenset({EVT_USER_ID, EVT_SOP_EXTENDED, EVT_SOP_COMMON, EVT_ASYNC_OPS})
+#: Every notification event; a server delivers them all, a requestor all but the PDU ones.
+NOTIFICATION_EVENTS = frozenset(
+    {
+        EVT_ESTABLISHED,
+        EVT_RELEASED,
+        EVT_ABORTED,
+        EVT_REJECTED,
+        EVT_REQUESTED,
+        EVT_ACCEPTED,
+        EVT_CONN_OPEN,
+        EVT_CONN_CLOSE,
+        EVT_DIMSE_RECV,
+        EVT_DIMSE_SENT,
+        EVT_PDU_RECV,
+        EVT_PDU_SENT,
+    }
+)
+#: Events a requestor's association calls handlers for: the C-STORE sub-operations of a
+#: C-GET, and the notifications it can see from Python.
+REQUESTOR_EVENTS = frozenset({EVT_C_STORE}) | (
+    NOTIFICATION_EVENTS - {EVT_PDU_RECV, EVT_PDU_SENT, EVT_REQUESTED, EVT_ACCEPTED}
+)
 
 #: A handler binding: (event, handler) or (event, handler, [extra args]).
 HandlerArg = (
@@ -232,3 +283,61 @@ def normalize_handlers(
             raise ValueError(f"{event.name} is an intervention event: bind only one handler to it")
         out.setdefault(event, []).append((handler, args))
     return out
+
+
+Handlers = dict[EventType, list[tuple[Callable[..., Any], Sequence[Any]]]]
+
+
+def bind_handler(
+    handlers: Handlers, event: EventType, handler: Callable[..., Any], args: Sequence[Any] = ()
+) -> None:
+    """Adds a binding to ``handlers``: an intervention event has one handler (a new one
+    replaces it), a notification event any number (binding one twice is a no-op)."""
+    if not isinstance(event, EventType):
+        raise TypeError(f"{event!r} is not an event: use one of dimse.evt.EVT_*")
+    if not callable(handler):
+        raise TypeError(f"the handler for {event.name} is not callable: {handler!r}")
+    args = tuple(args or ())
+    if event.is_intervention:
+        handlers[event] = [(handler, args)]
+        return
+    bound = handlers.setdefault(event, [])
+    for i, (h, _) in enumerate(bound):
+        if h == handler:
+            bound[i] = (handler, args)
+            return
+    bound.append((handler, args))
+
+
+def unbind_handler(handlers: Handlers, event: EventType, handler: Callable[..., Any]) -> None:
+    """Removes a binding from ``handlers`` (nothing when it is not bound)."""
+    bound = [(h, a) for h, a in handlers.get(event, []) if h != handler]
+    if bound:
+        handlers[event] = bound
+    else:
+        handlers.pop(event, None)
+
+
+def check_events(handlers: Handlers, supported: frozenset[EventType], where: str) -> None:
+    """Refuses bindings whose handlers would never be called here."""
+    unsupported = sorted(e.name for e in handlers if e not in supported)
+    if unsupported:
+        for name in unsupported:
+            handlers.pop(globals()[name], None)
+        names = ", ".join(sorted(e.name for e in supported))
+        from dimse.exceptions import InvalidArgument
+
+        raise InvalidArgument(
+            f"{where} does not call handlers for {', '.join(unsupported)}; "
+            f"events handled here: {names}"
+        )
+
+
+def notify(handlers: Sequence[tuple[Callable[..., Any], Sequence[Any]]], event: Event) -> None:
+    """Calls the handlers of a notification event; one that raises is logged and the
+    others still run (a notification never changes what happens on the association)."""
+    for handler, args in handlers:
+        try:
+            handler(event, *args)
+        except Exception:
+            LOGGER.exception("the %s handler %r raised", event.event.name, handler)

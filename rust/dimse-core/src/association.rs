@@ -68,6 +68,18 @@ pub enum AssociationEvent {
     /// The peer did not answer the A-ASSOCIATE-RQ or A-RELEASE-RQ within the ACSE timeout;
     /// we sent A-ABORT and closed.
     TimedOut(String),
+    /// A PDU was received or queued for sending; only when asked for with
+    /// [`Association::observe_pdus`] (for tracing, as pynetdicom's EVT_PDU_RECV/SENT).
+    Pdu(PduNote),
+}
+
+/// One PDU seen on the association: its type (PS3.8 9.3.1) and its PDU-length field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PduNote {
+    /// True for a PDU we send, false for one received.
+    pub sent: bool,
+    pub pdu_type: u8,
+    pub length: u32,
 }
 
 /// A local request that is not valid now.
@@ -128,6 +140,7 @@ pub struct Association {
     release_answer_pending: bool,
     /// Set once the peer's bytes stopped making sense: ignore whatever else arrives.
     poisoned: bool,
+    observe_pdus: bool,
 }
 
 impl Association {
@@ -152,6 +165,7 @@ impl Association {
             close: false,
             release_answer_pending: false,
             poisoned: false,
+            observe_pdus: false,
         }
     }
 
@@ -191,9 +205,26 @@ impl Association {
         self.rq.as_ref()
     }
 
+    /// Reports every PDU received and sent from now on as [`AssociationEvent::Pdu`].
+    pub fn observe_pdus(&mut self, on: bool) {
+        self.observe_pdus = on;
+    }
+
     /// The next thing to write.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let t = self.transmits.pop_front()?;
+        if self.observe_pdus {
+            let (pdu_type, length) = match &t {
+                Transmit::Pdu(b) => pdu_header(b).unwrap_or((0, 0)),
+                Transmit::Fragment(f) => (0x04, f.len().saturating_sub(pdu::PDU_HEADER_LEN) as u32),
+            };
+            self.events.push_back(AssociationEvent::Pdu(PduNote {
+                sent: true,
+                pdu_type,
+                length,
+            }));
+        }
+        Some(t)
     }
 
     /// Whether anything is waiting to be written.
@@ -239,8 +270,22 @@ impl Association {
     /// Decodes and handles every complete PDU in the read buffer.
     pub fn process_received(&mut self, now: Instant) {
         while !self.poisoned {
+            let header = if self.observe_pdus {
+                pdu_header(&self.inbuf)
+            } else {
+                None
+            };
             match self.reader.read(&mut self.inbuf) {
-                Ok(Some(pdu)) => self.handle_pdu(pdu, now),
+                Ok(Some(pdu)) => {
+                    if let Some((pdu_type, length)) = header {
+                        self.events.push_back(AssociationEvent::Pdu(PduNote {
+                            sent: false,
+                            pdu_type,
+                            length,
+                        }));
+                    }
+                    self.handle_pdu(pdu, now)
+                }
                 Ok(None) => break,
                 Err(e) => {
                     self.poison();
@@ -440,6 +485,51 @@ impl Association {
         dataset: Option<Bytes>,
         now: Instant,
     ) -> Result<(), AssociationError> {
+        self.check_can_send(context_id)?;
+        let state = self.machine.state();
+        let fragmenter = self.fragmenter;
+        for fragment in fragmenter.fragments(context_id, command, dataset) {
+            let outputs = self.machine.handle(Event::Evt9, now).map_err(|_| {
+                AssociationError::InvalidState {
+                    what: "send a message",
+                    state,
+                }
+            })?;
+            // DT-1 / AR-7: the only output is SendPData, which is this fragment.
+            debug_assert!(outputs.iter().all(|o| *o == Output::SendPData));
+            self.transmits.push_back(Transmit::Fragment(fragment));
+        }
+        Ok(())
+    }
+
+    /// Queues one part of a data set whose command set went out with
+    /// [`Association::send_message`] (its Command Data Set Type saying a data set
+    /// follows): a large data set is sent as it is read, never held whole. `last` ends
+    /// the message. Nothing else may be sent on the association until it ends: the peer
+    /// reassembles the fragments of one message before the next.
+    pub fn send_dataset_part(
+        &mut self,
+        context_id: u8,
+        data: Bytes,
+        last: bool,
+        now: Instant,
+    ) -> Result<(), AssociationError> {
+        self.check_can_send(context_id)?;
+        let state = self.machine.state();
+        let fragmenter = self.fragmenter;
+        for fragment in fragmenter.part(context_id, data, last) {
+            self.machine
+                .handle(Event::Evt9, now)
+                .map_err(|_| AssociationError::InvalidState {
+                    what: "send a message",
+                    state,
+                })?;
+            self.transmits.push_back(Transmit::Fragment(fragment));
+        }
+        Ok(())
+    }
+
+    fn check_can_send(&self, context_id: u8) -> Result<(), AssociationError> {
         let state = self.machine.state();
         if !matches!(state, State::Sta6 | State::Sta8) {
             return Err(AssociationError::InvalidState {
@@ -455,19 +545,12 @@ impl Association {
         if !accepted {
             return Err(AssociationError::UnknownContext(context_id));
         }
-        let fragmenter = self.fragmenter;
-        for fragment in fragmenter.fragments(context_id, command, dataset) {
-            let outputs = self.machine.handle(Event::Evt9, now).map_err(|_| {
-                AssociationError::InvalidState {
-                    what: "send a message",
-                    state,
-                }
-            })?;
-            // DT-1 / AR-7: the only output is SendPData, which is this fragment.
-            debug_assert!(outputs.iter().all(|o| *o == Output::SendPData));
-            self.transmits.push_back(Transmit::Fragment(fragment));
-        }
         Ok(())
+    }
+
+    /// The largest data set fragment one P-DATA-TF carries to this peer.
+    pub fn max_fragment(&self) -> usize {
+        self.fragmenter.max_fragment()
     }
 
     /// Asks the peer to release (Evt11).
@@ -661,4 +744,10 @@ impl Association {
         };
         self.events.push_back(event);
     }
+}
+
+/// The type and PDU-length field of the PDU at the start of `b` (PS3.8 9.3.1).
+fn pdu_header(b: &[u8]) -> Option<(u8, u32)> {
+    let h: [u8; 6] = b.get(..6)?.try_into().ok()?;
+    Some((h[0], u32::from_be_bytes([h[2], h[3], h[4], h[5]])))
 }

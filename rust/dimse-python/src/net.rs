@@ -1,7 +1,9 @@
 //! Associations and servers for Python: the tokio runtime, the one helper for every
 //! blocking call, and the Python-side service (handlers on a bounded pool of threads).
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -11,11 +13,12 @@ use dimse_core::message::command::{CEchoRsp, Command};
 use dimse_core::message::fragment::ReceivedMessage;
 use dimse_core::message::Status;
 use dimse_core::negotiation::{
-    AcceptorHooks, AcceptorParams, ExtendedNegotiation, RequestorParams, UserIdentity,
-    UserIdentityVerdict,
+    AcceptorHooks, AcceptorParams, CommonExtendedNegotiation, ExtendedNegotiation, RequestorParams,
+    UserIdentity, UserIdentityVerdict,
 };
 use dimse_core::net::{
-    self, AssociateError, AssociationInfo, Client, LinkError, Response, ServiceFuture,
+    self, AssociateError, AssociationInfo, Client, LinkError, Notification, NotifyFuture, Origin,
+    Response, ServiceFuture,
 };
 use dimse_core::ul::Timeouts;
 use pyo3::prelude::*;
@@ -205,6 +208,10 @@ fn link_error(e: LinkError) -> PyErr {
         ),
         LinkError::Invalid(e) => raise(Kind::NotEstablished, e.to_string()),
         LinkError::AcseTimeout(why) => raise(Kind::AcseTimeout, format!("{why} (AE.acse_timeout)")),
+        LinkError::Source(why) => raise(
+            Kind::InvalidFile,
+            format!("{why}; the association was aborted (the message could not be completed)"),
+        ),
         LinkError::Ended(why) => raise(
             Kind::AssociationAborted,
             format!("the association ended: {why}"),
@@ -331,6 +338,39 @@ impl Association {
         event_to_py(py, event)
     }
 
+    /// Sends a message whose data set is the file at `path` from byte `offset` to its
+    /// end, read as it is sent (never held whole), then waits for the next event.
+    #[pyo3(signature = (context_id, command, path, offset, timeout=None))]
+    fn request_file<'py>(
+        &self,
+        py: Python<'py>,
+        context_id: u8,
+        command: PyBackedBytes,
+        path: std::path::PathBuf,
+        offset: u64,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        use std::io::Seek;
+        let shown = path.display().to_string();
+        let mut file = std::fs::File::open(&path)
+            .map_err(|e| raise(Kind::InvalidFile, format!("cannot open {shown}: {e}")))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .map_err(|e| raise(Kind::InvalidFile, format!("cannot read {shown}: {e}")))?;
+        let client = self.client.clone();
+        let event = block_on_in(py, &self.rt, async move {
+            let file = tokio::fs::File::from_std(file);
+            client
+                .send_stream(context_id, Bytes::from_owner(command), file)
+                .await?;
+            client.next_event(seconds(timeout)).await
+        })?
+        .map_err(|e| match e {
+            LinkError::Source(why) => link_error(LinkError::Source(format!("{shown}: {why}"))),
+            other => link_error(other),
+        })?;
+        event_to_py(py, event)
+    }
+
     /// Answers the peer's release request.
     fn release_response(&self, py: Python<'_>) -> PyResult<()> {
         let client = self.client.clone();
@@ -361,9 +401,17 @@ impl Association {
 /// on the I/O threads; C-ECHO is answered natively unless Python asked to see it.
 struct PyService {
     dispatch: Option<Arc<Py<PyAny>>>,
+    /// Called as notify(kind, origin, payload) for the notifications in `wanted`.
+    notify: Option<Arc<Py<PyAny>>>,
+    /// The `net::notify` bits Python has handlers for (changed by bind/unbind).
+    wanted: Arc<AtomicU32>,
     hooks: Option<Arc<Py<PyAny>>>,
-    native_echo: bool,
+    /// Answer C-ECHO in Rust (no EVT_C_ECHO handler bound); changed by bind/unbind.
+    native_echo: Arc<AtomicBool>,
     pool: Arc<Semaphore>,
+    /// Associations Python keeps per-association state for, and those of them that
+    /// ended since Python last asked (so that it can drop that state).
+    tracked: Arc<Mutex<(HashSet<u64>, Vec<u64>)>>,
 }
 
 fn echo_response(message: &ReceivedMessage) -> Option<Response> {
@@ -397,7 +445,132 @@ fn assoc_dict<'py>(py: Python<'py>, info: &AssociationInfo) -> PyResult<Bound<'p
     Ok(d)
 }
 
+fn to_py<'py>(py: Python<'py>, v: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    pythonize::pythonize(py, v).map_err(|e| raise(Kind::Internal, e.to_string()))
+}
+
+/// The payload of a notification for Python: ("kind", payload).
+fn notification_to_py<'py>(
+    py: Python<'py>,
+    n: &Notification,
+) -> PyResult<(&'static str, Bound<'py, PyAny>)> {
+    Ok(match n {
+        Notification::ConnOpen => ("conn_open", py.None().into_bound(py)),
+        Notification::ConnClose => ("conn_close", py.None().into_bound(py)),
+        Notification::Requested(rq) => ("requested", to_py(py, rq.as_ref())?),
+        Notification::Accepted(ac) => ("accepted", to_py(py, ac.as_ref())?),
+        Notification::Rejected(rj) => {
+            let result = match rj.result {
+                dimse_core::pdu::RejectResult::Permanent => 1u8,
+                dimse_core::pdu::RejectResult::Transient => 2u8,
+            };
+            let (source, reason) = rj.reason.values();
+            (
+                "rejected",
+                (result, source, reason).into_pyobject(py)?.into_any(),
+            )
+        }
+        Notification::Established => ("established", py.None().into_bound(py)),
+        Notification::Released => ("released", py.None().into_bound(py)),
+        Notification::Aborted(why) => ("aborted", why.into_pyobject(py)?.into_any()),
+        Notification::DimseRecv {
+            context_id,
+            command,
+        } => (
+            "dimse_recv",
+            (*context_id, PyBytes::new(py, command))
+                .into_pyobject(py)?
+                .into_any(),
+        ),
+        Notification::DimseSent {
+            context_id,
+            command,
+        } => (
+            "dimse_sent",
+            (*context_id, PyBytes::new(py, command))
+                .into_pyobject(py)?
+                .into_any(),
+        ),
+        Notification::Pdu(note) => (
+            if note.sent { "pdu_sent" } else { "pdu_recv" },
+            (note.pdu_type, note.length).into_pyobject(py)?.into_any(),
+        ),
+    })
+}
+
+fn notification_bit(kind: &str) -> Option<u32> {
+    use net::notify::*;
+    Some(match kind {
+        "conn_open" => CONN_OPEN,
+        "conn_close" => CONN_CLOSE,
+        "requested" => REQUESTED,
+        "accepted" => ACCEPTED,
+        "rejected" => REJECTED,
+        "established" => ESTABLISHED,
+        "released" => RELEASED,
+        "aborted" => ABORTED,
+        "dimse_recv" => DIMSE_RECV,
+        "dimse_sent" => DIMSE_SENT,
+        "pdu_recv" => PDU_RECV,
+        "pdu_sent" => PDU_SENT,
+        _ => return None,
+    })
+}
+
+fn origin_dict<'py>(py: Python<'py>, origin: Origin<'_>) -> PyResult<Bound<'py, PyDict>> {
+    match origin.info {
+        Some(info) => assoc_dict(py, info),
+        None => {
+            let d = PyDict::new(py);
+            d.set_item("id", origin.id)?;
+            d.set_item("peer", (origin.peer.ip().to_string(), origin.peer.port()))?;
+            Ok(d)
+        }
+    }
+}
+
 impl net::Service for PyService {
+    fn closed(&self, assoc: &AssociationInfo, _how: &str) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        if tracked.0.remove(&assoc.id) {
+            tracked.1.push(assoc.id);
+        }
+    }
+
+    fn notifications(&self) -> u32 {
+        self.wanted.load(Ordering::Relaxed)
+    }
+
+    fn notify(&self, origin: Origin<'_>, notification: Notification) -> NotifyFuture {
+        let Some(notify) = self.notify.clone() else {
+            return Box::pin(std::future::ready(()));
+        };
+        // Owned copies: the call runs on the blocking pool, after this returns.
+        let id = origin.id;
+        let peer = origin.peer;
+        let info = origin.info.cloned();
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(move || {
+                Python::attach(|py| {
+                    let origin = Origin {
+                        id,
+                        peer,
+                        info: info.as_ref(),
+                    };
+                    let called =
+                        notification_to_py(py, &notification).and_then(|(kind, payload)| {
+                            notify.call1(py, (kind, origin_dict(py, origin)?, payload))
+                        });
+                    // The Python side logs handler errors itself; this is its own bug.
+                    if let Err(e) = called {
+                        e.print(py);
+                    }
+                })
+            })
+            .await;
+        })
+    }
+
     fn hooks(&self, _peer: SocketAddr) -> Box<dyn AcceptorHooks + Send> {
         Box::new(PyHooks {
             hooks: self.hooks.clone(),
@@ -414,7 +587,7 @@ impl net::Service for PyService {
         let Some(dispatch) = self
             .dispatch
             .clone()
-            .filter(|_| !(is_echo && self.native_echo))
+            .filter(|_| !(is_echo && self.native_echo.load(Ordering::Relaxed)))
         else {
             let out = echo_response(&message).into_iter().collect();
             return Box::pin(std::future::ready(out));
@@ -609,6 +782,31 @@ impl AcceptorHooks for PyHooks {
             .collect()
     }
 
+    fn sop_common_extended(
+        &mut self,
+        proposed: &[CommonExtendedNegotiation],
+    ) -> Vec<CommonExtendedNegotiation> {
+        let items: Vec<(String, String, Vec<String>)> = proposed
+            .iter()
+            .map(|c| {
+                (
+                    c.sop_class_uid.clone(),
+                    c.service_class_uid.clone(),
+                    c.related_general_sop_classes.clone(),
+                )
+            })
+            .collect();
+        match self.call::<Vec<String>>("sop_common", (items,)) {
+            HookResult::Unbound => proposed.to_vec(),
+            HookResult::Value(accepted) => proposed
+                .iter()
+                .filter(|c| accepted.contains(&c.sop_class_uid))
+                .cloned()
+                .collect(),
+            HookResult::Failed => Vec::new(),
+        }
+    }
+
     fn async_ops(&mut self, invoked: u16, performed: u16) -> (u16, u16) {
         match self.call::<(u16, u16)>("async_ops", (invoked, performed)) {
             HookResult::Value(v) => v,
@@ -621,6 +819,9 @@ impl AcceptorHooks for PyHooks {
 #[pyclass(frozen, module = "dimse._core")]
 pub struct Server {
     shutdown: watch::Sender<bool>,
+    wanted: Arc<AtomicU32>,
+    native_echo: Arc<AtomicBool>,
+    tracked: Arc<Mutex<(HashSet<u64>, Vec<u64>)>>,
     address: SocketAddr,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -628,7 +829,7 @@ pub struct Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8))]
+    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -640,6 +841,7 @@ impl Server {
         hooks: Option<Py<PyAny>>,
         native_echo: bool,
         handler_threads: usize,
+        notify: Option<Py<PyAny>>,
     ) -> PyResult<Server> {
         let acceptor: AcceptorParams = depythonize(acceptor, "server parameters")?;
         let settings: Settings = depythonize(settings, "AE settings")?;
@@ -650,11 +852,17 @@ impl Server {
             max_associations: settings.maximum_associations.unwrap_or(10).max(1),
             network_timeout: seconds(settings.network_timeout),
         });
+        let wanted = Arc::new(AtomicU32::new(0));
+        let native_echo = Arc::new(AtomicBool::new(native_echo));
+        let tracked = Arc::new(Mutex::new((HashSet::new(), Vec::new())));
         let service = Arc::new(PyService {
             dispatch: dispatch.map(Arc::new),
+            notify: notify.map(Arc::new),
+            wanted: wanted.clone(),
             hooks: hooks.map(Arc::new),
-            native_echo,
+            native_echo: native_echo.clone(),
             pool: Arc::new(Semaphore::new(handler_threads.max(1))),
+            tracked: tracked.clone(),
         });
         let addr = format!("{host}:{port}");
         let listener = block_on(py, async move { tokio::net::TcpListener::bind(addr).await })?
@@ -671,6 +879,9 @@ impl Server {
         let task = runtime().spawn(net::serve(listener, config, service, rx));
         Ok(Server {
             shutdown: tx,
+            wanted,
+            native_echo,
+            tracked,
             address,
             task: Mutex::new(Some(task)),
         })
@@ -694,6 +905,40 @@ impl Server {
             })?;
         }
         Ok(())
+    }
+
+    /// Which notifications to deliver to `notify`: a set of kinds ("conn_open",
+    /// "conn_close", "requested", "accepted", "rejected", "established", "released",
+    /// "aborted", "dimse_recv", "dimse_sent", "pdu_recv", "pdu_sent").
+    fn set_notifications(&self, kinds: Vec<String>) -> PyResult<()> {
+        let mut bits = 0;
+        for kind in &kinds {
+            bits |= notification_bit(kind).ok_or_else(|| {
+                raise(
+                    Kind::InvalidArgument,
+                    format!("{kind:?} is not a notification kind"),
+                )
+            })?;
+        }
+        self.wanted.store(bits, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether C-ECHO is answered in Rust (True) or passed to `dispatch`.
+    fn set_native_echo(&self, on: bool) {
+        self.native_echo.store(on, Ordering::Relaxed);
+    }
+
+    /// Asks to be told (by `ended()`) when association `id` ends.
+    fn track(&self, id: u64) {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        tracked.0.insert(id);
+    }
+
+    /// The tracked associations that ended since the last call.
+    fn ended(&self) -> Vec<u64> {
+        let mut tracked = self.tracked.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut tracked.1)
     }
 
     /// Whether the server is still running.

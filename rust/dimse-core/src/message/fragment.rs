@@ -121,6 +121,28 @@ impl Fragmenter {
         })
     }
 
+    /// The fragments of one part of a data set sent in parts (a file read as it is
+    /// sent): the "last" bit goes on the final fragment only when `last`; an empty last
+    /// part is one empty last fragment, an empty other part is nothing.
+    pub fn part(
+        &self,
+        context_id: u8,
+        mut data: Bytes,
+        last: bool,
+    ) -> impl Iterator<Item = PDataFragment> + '_ {
+        let mut done = data.is_empty() && !last;
+        std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let take = data.len().min(self.max_fragment);
+            let chunk = data.split_to(take);
+            done = data.is_empty();
+            let bits = if done && last { control::LAST } else { 0 };
+            Some(PDataFragment::new(context_id, bits, chunk))
+        })
+    }
+
     /// Encodes a whole message into one contiguous buffer (one copy of the data set).
     pub fn encode_message(
         &self,

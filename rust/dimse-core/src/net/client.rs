@@ -67,6 +67,9 @@ pub enum LinkError {
     AcseTimeout(String),
     #[error("the association ended: {0}")]
     Ended(String),
+    /// A streamed data set could not be read; the association was aborted.
+    #[error("could not read the data set to send: {0}")]
+    Source(String),
 }
 
 /// An established association, as seen by its user. Cloneable handles are not offered:
@@ -81,6 +84,9 @@ pub struct Client {
 
 /// Events waiting for the user, at most: the bound is what makes a fast peer wait.
 const EVENT_QUEUE: usize = 16;
+
+/// Bytes read from a streamed data set at once (see [`Client::send_stream`]).
+pub const STREAM_CHUNK: usize = 1024 * 1024;
 
 /// Connects to `addr` and negotiates `rq`. Established or not, the TCP connection is closed
 /// when this fails.
@@ -194,6 +200,58 @@ impl Client {
         .await
     }
 
+    /// Sends one message whose data set is read from `source` as it goes (a file after
+    /// its File Meta Information): at most a few chunks of about `STREAM_CHUNK` bytes
+    /// are held at once, whatever the data set's size. Returns the data set's length.
+    /// When `source` fails mid-way the message cannot be completed: the association is
+    /// aborted and the error says why.
+    pub async fn send_stream<R>(
+        &self,
+        context_id: u8,
+        command: Bytes,
+        mut source: R,
+    ) -> Result<u64, LinkError>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        // Whole fragments per chunk, so that only the message's last PDU is short.
+        let fragment =
+            crate::message::fragment::Fragmenter::new(self.negotiated.peer_max_pdu_length)
+                .max_fragment();
+        let chunk_len = (STREAM_CHUNK / fragment).max(1) * fragment;
+        let failed = |e: std::io::Error| LinkError::Source(e.to_string());
+        // Read ahead one chunk: a part is the last when the next one is empty.
+        let mut current = read_chunk(&mut source, chunk_len).await.map_err(failed)?;
+        self.send(context_id, command, None).await?;
+        let mut total = 0u64;
+        loop {
+            let next = if current.len() < chunk_len {
+                Bytes::new()
+            } else {
+                match read_chunk(&mut source, chunk_len).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.abort().await;
+                        return Err(failed(e));
+                    }
+                }
+            };
+            let last = next.is_empty();
+            total += current.len() as u64;
+            let data = std::mem::replace(&mut current, next);
+            self.request(|done| Request::SendPart {
+                context_id,
+                data,
+                last,
+                done,
+            })
+            .await?;
+            if last {
+                return Ok(total);
+            }
+        }
+    }
+
     /// The next event (a message, a release request, an abort), waiting at most `timeout`.
     pub async fn next_event(
         &self,
@@ -282,4 +340,15 @@ impl Client {
             let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
         }
     }
+}
+
+/// Reads up to `len` bytes (fewer only at the end of `source`).
+async fn read_chunk<R: tokio::io::AsyncRead + Unpin>(
+    source: &mut R,
+    len: usize,
+) -> std::io::Result<Bytes> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::with_capacity(len);
+    source.take(len as u64).read_to_end(&mut buf).await?;
+    Ok(Bytes::from(buf))
 }

@@ -20,6 +20,13 @@ pub(crate) enum Request {
         dataset: Option<bytes::Bytes>,
         done: oneshot::Sender<Result<(), AssociationError>>,
     },
+    /// One part of a data set sent in parts, after its command set.
+    SendPart {
+        context_id: u8,
+        data: bytes::Bytes,
+        last: bool,
+        done: oneshot::Sender<Result<(), AssociationError>>,
+    },
     Release {
         done: oneshot::Sender<Result<(), AssociationError>>,
     },
@@ -173,6 +180,10 @@ pub(crate) async fn run(
                     Some(Request::Send { context_id, command, dataset, done }) => {
                         last_activity = now;
                         let _ = done.send(assoc.send_message(context_id, command, dataset, now));
+                    }
+                    Some(Request::SendPart { context_id, data, last, done }) => {
+                        last_activity = now;
+                        let _ = done.send(assoc.send_dataset_part(context_id, data, last, now));
                     }
                     Some(Request::Release { done }) => {
                         last_activity = now;

@@ -92,6 +92,83 @@ impl Responder {
     }
 }
 
+/// What happened on an association, for a service that asked to be told (pynetdicom's
+/// notification events). Each kind costs nothing unless [`Service::notifications`]
+/// includes its bit.
+#[derive(Debug, Clone)]
+pub enum Notification {
+    /// A TCP connection was accepted.
+    ConnOpen,
+    /// The connection closed (last notification of an association).
+    ConnClose,
+    /// An A-ASSOCIATE-RQ arrived.
+    Requested(Box<crate::pdu::AAssociateRq>),
+    /// We accepted (the A-ASSOCIATE-AC is about to be sent).
+    Accepted(Box<crate::pdu::AAssociateAc>),
+    /// We rejected.
+    Rejected(crate::pdu::AAssociateRj),
+    /// The association is established.
+    Established,
+    /// The association was released.
+    Released,
+    /// The association was aborted; the text says by whom and why.
+    Aborted(String),
+    /// A DIMSE message arrived (its command set; the data set is not copied here).
+    DimseRecv { context_id: u8, command: Bytes },
+    /// A DIMSE message was queued for sending.
+    DimseSent { context_id: u8, command: Bytes },
+    /// A PDU was received or queued for sending.
+    Pdu(crate::association::PduNote),
+}
+
+/// The bit of each kind of [`Notification`] in [`Service::notifications`].
+pub mod notify {
+    pub const CONN_OPEN: u32 = 1 << 0;
+    pub const CONN_CLOSE: u32 = 1 << 1;
+    pub const REQUESTED: u32 = 1 << 2;
+    pub const ACCEPTED: u32 = 1 << 3;
+    pub const REJECTED: u32 = 1 << 4;
+    pub const ESTABLISHED: u32 = 1 << 5;
+    pub const RELEASED: u32 = 1 << 6;
+    pub const ABORTED: u32 = 1 << 7;
+    pub const DIMSE_RECV: u32 = 1 << 8;
+    pub const DIMSE_SENT: u32 = 1 << 9;
+    pub const PDU_RECV: u32 = 1 << 10;
+    pub const PDU_SENT: u32 = 1 << 11;
+}
+
+impl Notification {
+    /// Its bit in [`Service::notifications`].
+    pub fn bit(&self) -> u32 {
+        match self {
+            Notification::ConnOpen => notify::CONN_OPEN,
+            Notification::ConnClose => notify::CONN_CLOSE,
+            Notification::Requested(_) => notify::REQUESTED,
+            Notification::Accepted(_) => notify::ACCEPTED,
+            Notification::Rejected(_) => notify::REJECTED,
+            Notification::Established => notify::ESTABLISHED,
+            Notification::Released => notify::RELEASED,
+            Notification::Aborted(_) => notify::ABORTED,
+            Notification::DimseRecv { .. } => notify::DIMSE_RECV,
+            Notification::DimseSent { .. } => notify::DIMSE_SENT,
+            Notification::Pdu(n) if n.sent => notify::PDU_SENT,
+            Notification::Pdu(_) => notify::PDU_RECV,
+        }
+    }
+}
+
+/// Where a notification comes from: the association's id and peer, and what was
+/// negotiated once it is established.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub info: Option<&'a AssociationInfo>,
+}
+
+/// A notification being delivered; the association waits for it (in order).
+pub type NotifyFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The performing side of the DIMSE services: negotiation hooks and request handling.
 /// Requests of one association are handled one at a time, in order.
 pub trait Service: Send + Sync + 'static {
@@ -108,6 +185,28 @@ pub trait Service: Send + Sync + 'static {
     ) -> ServiceFuture;
     /// Notification that an association ended (released, aborted, closed).
     fn closed(&self, _assoc: &AssociationInfo, _how: &str) {}
+    /// The [`notify`] bits of the notifications wanted now (read at each occasion, so
+    /// that handlers bound later take effect).
+    fn notifications(&self) -> u32 {
+        0
+    }
+    /// Delivers one notification the service asked for. The association goes on once it
+    /// completes: notifications of one association arrive in order.
+    fn notify(&self, _origin: Origin<'_>, _notification: Notification) -> NotifyFuture {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Delivers a notification when the service wants its kind; builds it only then.
+async fn tell(
+    service: &Arc<dyn Service>,
+    origin: Origin<'_>,
+    bit: u32,
+    make: impl FnOnce() -> Notification,
+) {
+    if service.notifications() & bit != 0 {
+        service.notify(origin, make()).await;
+    }
 }
 
 /// Serves associations on `listener` until `shutdown` turns true; then stops accepting
@@ -183,8 +282,17 @@ struct Running {
 
 async fn send_response(
     req_tx: &mpsc::Sender<Request>,
+    service: &Arc<dyn Service>,
+    origin: Origin<'_>,
     response: Response,
 ) -> Result<(), mpsc::error::SendError<Request>> {
+    tell(service, origin, notify::DIMSE_SENT, || {
+        Notification::DimseSent {
+            context_id: response.context_id,
+            command: response.command.clone(),
+        }
+    })
+    .await;
     let (done, _ignored) = tokio::sync::oneshot::channel();
     req_tx
         .send(Request::Send {
@@ -210,12 +318,19 @@ async fn serve_one(
     // is bounded by ARTIM and must not lock real peers out.
     let mut permit = None;
     let now = Instant::now();
-    let assoc = Association::acceptor(
+    let mut assoc = Association::acceptor(
         config.timeouts,
         config.acceptor.max_pdu_length,
         config.limits,
         now,
     );
+    assoc.observe_pdus(service.notifications() & (notify::PDU_RECV | notify::PDU_SENT) != 0);
+    let bare = Origin {
+        id,
+        peer,
+        info: None,
+    };
+    tell(&service, bare, notify::CONN_OPEN, || Notification::ConnOpen).await;
     let (req_tx, req_rx) = mpsc::channel(EVENT_QUEUE);
     let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
     let driver = tokio::spawn(driver::run(
@@ -265,7 +380,7 @@ async fn serve_one(
         };
         tokio::select! {
             Some(response) = resp_rx.recv() => {
-                if send_response(&req_tx, response).await.is_err() {
+                if send_response(&req_tx, &service, Origin { id, peer, info: info.as_ref() }, response).await.is_err() {
                     break;
                 }
             }
@@ -273,10 +388,10 @@ async fn serve_one(
                 running = None;
                 // Streamed responses the handler sent just before it returned come first.
                 while let Ok(response) = resp_rx.try_recv() {
-                    let _ = send_response(&req_tx, response).await;
+                    let _ = send_response(&req_tx, &service, Origin { id, peer, info: info.as_ref() }, response).await;
                 }
                 for response in finals {
-                    let _ = send_response(&req_tx, response).await;
+                    let _ = send_response(&req_tx, &service, Origin { id, peer, info: info.as_ref() }, response).await;
                 }
                 if queue.is_empty() {
                     let _ = req_tx.send(Request::Hold(false)).await;
@@ -286,6 +401,10 @@ async fn serve_one(
                 let Some(event) = event else { break };
                 match event {
                     AssociationEvent::Requested(rq) => {
+                        tell(&service, bare, notify::REQUESTED, || {
+                            Notification::Requested(rq.clone())
+                        })
+                        .await;
                         permit = permits.clone().try_acquire_owned().ok();
                         let verdict = if *shutdown.borrow() {
                             // Shutting down: transient, so that the peer tries again later.
@@ -311,12 +430,21 @@ async fn serve_one(
                                     peer,
                                     negotiated: Arc::new(negotiated.clone()),
                                 });
+                                let origin = Origin { id, peer, info: info.as_ref() };
+                                tell(&service, origin, notify::ACCEPTED, || {
+                                    Notification::Accepted(Box::new(ac.clone()))
+                                })
+                                .await;
                                 Request::Accept {
                                     ac,
                                     negotiated: Box::new(negotiated),
                                 }
                             }
                             Err(rj) => {
+                                tell(&service, bare, notify::REJECTED, || {
+                                    Notification::Rejected(rj)
+                                })
+                                .await;
                                 how = "rejected";
                                 permit = None;
                                 Request::Reject(rj)
@@ -327,6 +455,12 @@ async fn serve_one(
                         }
                     }
                     AssociationEvent::Message(message) => {
+                        let origin = Origin { id, peer, info: info.as_ref() };
+                        tell(&service, origin, notify::DIMSE_RECV, || Notification::DimseRecv {
+                            context_id: message.context_id,
+                            command: Bytes::from(message.command.encode()),
+                        })
+                        .await;
                         if message.command.command_field() == Some(C_CANCEL_RQ) {
                             // PS3.7 9.3.2.3: a C-CANCEL-RQ has no response; it flags the
                             // request it names, running or still waiting.
@@ -363,7 +497,17 @@ async fn serve_one(
                     AssociationEvent::ProviderAborted(_) | AssociationEvent::TimedOut(_) => {
                         how = "aborted"
                     }
-                    AssociationEvent::Established(_) | AssociationEvent::Rejected(_) => {}
+                    AssociationEvent::Established(_) => {
+                        let origin = Origin { id, peer, info: info.as_ref() };
+                        tell(&service, origin, notify::ESTABLISHED, || Notification::Established)
+                            .await;
+                    }
+                    AssociationEvent::Pdu(note) => {
+                        let origin = Origin { id, peer, info: info.as_ref() };
+                        let bit = if note.sent { notify::PDU_SENT } else { notify::PDU_RECV };
+                        tell(&service, origin, bit, || Notification::Pdu(note)).await;
+                    }
+                    AssociationEvent::Rejected(_) => {}
                 }
             }
             _ = shutdown.changed(), if watching => {
@@ -378,6 +522,29 @@ async fn serve_one(
     drop(req_tx);
     let _ = driver.await;
     drop(permit);
+    let origin = Origin {
+        id,
+        peer,
+        info: info.as_ref(),
+    };
+    if info.is_some() {
+        if how == "released" {
+            tell(&service, origin, notify::RELEASED, || {
+                Notification::Released
+            })
+            .await;
+        } else if how.starts_with("aborted") || how == "closed" {
+            let why = how.to_owned();
+            tell(&service, origin, notify::ABORTED, || {
+                Notification::Aborted(why)
+            })
+            .await;
+        }
+    }
+    tell(&service, origin, notify::CONN_CLOSE, || {
+        Notification::ConnClose
+    })
+    .await;
     if let Some(assoc) = info.as_ref() {
         service.closed(assoc, how);
     }
