@@ -6,6 +6,8 @@ this package is the Python face of it.
 
 from __future__ import annotations
 
+import logging
+
 from dimse import _core, evt, sop
 from dimse._core import (
     IMPLEMENTATION_CLASS_UID,
@@ -40,36 +42,104 @@ from dimse.exceptions import (
     NoAcceptedContext,
     NotEstablished,
 )
-from dimse.presentation import PresentationContext, build_context, build_role
+from dimse.presentation import (
+    AllStoragePresentationContexts,
+    ApplicationEventLoggingPresentationContexts,
+    BasicWorklistManagementPresentationContexts,
+    ColorPalettePresentationContexts,
+    DefinedProcedureProtocolPresentationContexts,
+    DisplaySystemPresentationContexts,
+    HangingProtocolPresentationContexts,
+    ImplantTemplatePresentationContexts,
+    InstanceAvailabilityPresentationContexts,
+    MediaCreationManagementPresentationContexts,
+    ModalityPerformedPresentationContexts,
+    ModalityWorklistPresentationContexts,
+    PresentationContext,
+    PrintManagementPresentationContexts,
+    ProcedureStepPresentationContexts,
+    ProtocolApprovalPresentationContexts,
+    QueryRetrievePresentationContexts,
+    RelevantPatientInformationPresentationContexts,
+    RTMachineVerificationPresentationContexts,
+    StorageCommitmentPresentationContexts,
+    StoragePresentationContexts,
+    SubstanceAdministrationPresentationContexts,
+    UnifiedProcedurePresentationContexts,
+    VerificationPresentationContexts,
+    build_context,
+    build_role,
+)
 
 __version__: str = _core.__version__
+
+# Quiet by default (PEP 282 libraries): nothing is printed unless the application
+# configures logging, or calls debug_logger().
+logging.getLogger("dimse").addHandler(logging.NullHandler())
+
+
+def debug_logger() -> None:
+    """Logs everything dimse does (level DEBUG) to stderr, as pynetdicom's
+    ``debug_logger()``: for scripts and troubleshooting."""
+    logger = logging.getLogger("dimse")
+    logger.setLevel(logging.DEBUG)
+    if not any(getattr(h, "_dimse_debug", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname).1s: %(name)s: %(message)s"))
+        handler._dimse_debug = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
 
 __all__ = [
     "AE",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
     "AcseTimeout",
+    "AllStoragePresentationContexts",
+    "ApplicationEventLoggingPresentationContexts",
     "Association",
     "AssociationAborted",
     "AssociationError",
     "AssociationRejected",
+    "BasicWorklistManagementPresentationContexts",
+    "ColorPalettePresentationContexts",
     "ConnectFailed",
+    "DefinedProcedureProtocolPresentationContexts",
     "DimseError",
     "DimseTimeout",
+    "DisplaySystemPresentationContexts",
+    "HangingProtocolPresentationContexts",
+    "ImplantTemplatePresentationContexts",
+    "InstanceAvailabilityPresentationContexts",
     "InvalidArgument",
     "InvalidCommandSet",
     "InvalidMessage",
     "InvalidPDU",
     "InvalidResponse",
+    "MediaCreationManagementPresentationContexts",
     "MessageAssembler",
+    "ModalityPerformedPresentationContexts",
+    "ModalityWorklistPresentationContexts",
     "NoAcceptedContext",
     "NotEstablished",
     "PduReader",
     "PresentationContext",
+    "PrintManagementPresentationContexts",
+    "ProcedureStepPresentationContexts",
+    "ProtocolApprovalPresentationContexts",
+    "QueryRetrievePresentationContexts",
+    "RTMachineVerificationPresentationContexts",
+    "RelevantPatientInformationPresentationContexts",
     "Server",
+    "StorageCommitmentPresentationContexts",
+    "StoragePresentationContexts",
+    "SubstanceAdministrationPresentationContexts",
+    "UnifiedProcedurePresentationContexts",
+    "VerificationPresentationContexts",
     "__version__",
     "build_context",
     "build_role",
+    "debug_logger",
     "decode_command_set",
     "decode_message",
     "decode_pdu",

@@ -69,7 +69,12 @@ from dimse.pdu_primitives import (
     SOPClassExtendedNegotiation,
     UserIdentityNegotiation,
 )
-from dimse.presentation import PresentationContext, RoleSelection, build_context
+from dimse.presentation import (
+    AllStoragePresentationContexts,
+    PresentationContext,
+    RoleSelection,
+    build_context,
+)
 
 __all__ = ["AE", "Server"]
 
@@ -348,6 +353,9 @@ class AE:
         try:
             while server.is_running():
                 time.sleep(0.2)
+        except KeyboardInterrupt:
+            # Ctrl-C is how a blocking server is stopped (as in pynetdicom): not an error.
+            LOGGER.info("interrupted: shutting down")
         finally:
             server.shutdown()
         return None
@@ -657,6 +665,16 @@ class Server:
         }
         if "affected_sop_class_uid" in request:
             response["affected_sop_class_uid"] = request["affected_sop_class_uid"]
+        if dataset is not None and len(dataset) % 2:
+            # Every encoding of a data set has even length (PS3.5 7.1.1, A.5): refuse it
+            # before a handler sees a silently truncated decode.
+            if request["type"] == "C-STORE-RQ":
+                response["affected_sop_instance_uid"] = request["affected_sop_instance_uid"]
+            response.update(
+                status=_UNDECODABLE.get(request["type"], 0x0110),
+                error_comment=f"data set of odd length {len(dataset)}",
+            )
+            return [(context_id, _encode_response(response, False), None)]
         if request["type"] == "C-ECHO-RQ" and self._has_handler(EVT_C_ECHO, info):
             event = Event(
                 self._view(info),
@@ -833,7 +851,9 @@ class Server:
         destination: Association | None = None
         try:
             results = iter(self._call(EVT_C_MOVE, event))
-            addr, port = next(results)
+            # (addr, port), or pynetdicom's (addr, port, kwargs for associate()).
+            addr, port, *more = next(results)
+            kwargs = dict(more[0]) if more and more[0] else {}
             if addr is None or port is None:
                 send(0xA801, True, f"move destination {request['move_destination']} unknown")
                 return []
@@ -841,11 +861,18 @@ class Server:
             scu = AE(self.ae.ae_title)
             for attr in ("acse_timeout", "dimse_timeout", "network_timeout"):
                 setattr(scu, attr, getattr(self.ae, attr))
-            models = {sop.StudyRootQueryRetrieveInformationModelMove}
-            for pc in self.ae.supported_contexts[:128]:
-                if pc.abstract_syntax not in models:
-                    scu.add_requested_context(pc.abstract_syntax, pc.transfer_syntax)
-            destination = scu.associate(str(addr), int(port), ae_title=request["move_destination"])
+            # The contexts proposed to the destination: the handler's, else the AE's
+            # requested contexts (as pynetdicom), else the storage contexts it supports.
+            if "contexts" not in kwargs:
+                kwargs["contexts"] = (
+                    self.ae.requested_contexts
+                    or [pc for pc in self.ae.supported_contexts if pc.abstract_syntax in _STORAGE][
+                        :128
+                    ]
+                )
+            destination = scu.associate(
+                str(addr), int(port), ae_title=request["move_destination"], **kwargs
+            )
             if not destination.is_established:
                 send(0xA801, True, f"cannot associate with {request['move_destination']}")
                 return []
@@ -1146,6 +1173,13 @@ class _Hooks:
         result = self._server._call(EVT_ASYNC_OPS, event)
         return int(result[0]), int(result[1])
 
+
+#: Failure statuses for a data set that cannot be decoded ("cannot understand", as
+#: pynetdicom uses them); the DIMSE-N services use 0x0110 (processing failure).
+_UNDECODABLE = {"C-STORE-RQ": 0xC210, "C-FIND-RQ": 0xC310, "C-GET-RQ": 0xC410, "C-MOVE-RQ": 0xC510}
+
+#: Every storage SOP class UID (the contexts a C-MOVE may need toward a destination).
+_STORAGE = frozenset(pc.abstract_syntax for pc in AllStoragePresentationContexts)
 
 _HOOK_EVENTS = {
     "user_identity": EVT_USER_ID,

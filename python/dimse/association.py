@@ -36,6 +36,7 @@ from dimse.exceptions import (
     AssociationRejected,
     DimseError,
     DimseTimeout,
+    InvalidArgument,
     InvalidResponse,
     NoAcceptedContext,
     NotEstablished,
@@ -49,6 +50,8 @@ LOGGER = logging.getLogger(__name__)
 #: Files whose data set is larger than this (bytes) are streamed by send_c_store, a
 #: chunk at a time, instead of read whole first.
 STREAM_THRESHOLD = 8 * 1024 * 1024
+
+DEFLATED = "1.2.840.10008.1.2.1.99"
 
 #: Command elements a response's status Dataset carries (PS3.7 Annex C): keyword ->
 #: (tag, VR). Built with ``add_new``, which skips pydicom's keyword lookup.
@@ -458,13 +461,20 @@ class Association:
             if convert:
                 ds = dcmread(path)
                 data = dsutils.encode(ds, pc.transfer_syntax[0])
-            elif os.path.getsize(path) - header["data_offset"] > STREAM_THRESHOLD:
+            elif (
+                header["transfer_syntax_uid"] != DEFLATED
+                and os.path.getsize(path) - header["data_offset"] > STREAM_THRESHOLD
+            ):
                 # Large: read as it is sent, a chunk at a time (memory stays bounded).
                 data = (path, header["data_offset"])
             else:
                 with open(path, "rb") as f:
                     f.seek(header["data_offset"])
                     data = f.read()
+                if len(data) % 2 and header["transfer_syntax_uid"] == DEFLATED:
+                    # PS3.5 A.5: deflated data sets are padded to even length with one
+                    # NUL; some writers (DCMTK's dcmconv) leave the pad to the sender.
+                    data += b"\0"
         request: dict[str, Any] = {
             "type": "C-STORE-RQ",
             "affected_sop_class_uid": sop_class,
@@ -664,9 +674,19 @@ class Association:
         extra = {"move_destination": move_aet}
         return self._send_query("C-MOVE", dataset, model, msg_id, priority, extra)
 
-    def send_c_cancel(self, msg_id: int, context_id: int) -> None:
-        """Sends a C-CANCEL-RQ for the request ``msg_id`` (PS3.7 9.3.2.3)."""
+    def send_c_cancel(
+        self, msg_id: int, context_id: int | None = None, query_model: str | None = None
+    ) -> None:
+        """Sends a C-CANCEL-RQ for the request ``msg_id`` (PS3.7 9.3.2.3), on the
+        presentation context ``context_id`` or that of ``query_model`` (the request's)."""
         core = self._require()
+        if context_id is None:
+            if query_model is None:
+                raise InvalidArgument(
+                    "send_c_cancel() needs the request's context_id or its query_model"
+                )
+            model = _QUERY_MODELS.get(query_model, query_model)
+            context_id = self._context_for(model).context_id or 1
         command = _core.encode_message(
             {"type": "C-CANCEL-RQ", "message_id_being_responded_to": msg_id}
         )

@@ -42,6 +42,8 @@ def encode(ds: Dataset, transfer_syntax: str) -> bytes:
         # PS3.5 A.5: the data set is deflated (RFC 1951, no zlib header).
         compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
         data = compressor.compress(data) + compressor.flush()
+        if len(data) % 2:
+            data += b"\0"  # PS3.5 A.5: one trailing NUL makes the length even
     return data
 
 

@@ -18,9 +18,29 @@ from dimse.exceptions import InvalidArgument
 
 __all__ = [
     "DEFAULT_TRANSFER_SYNTAXES",
+    "AllStoragePresentationContexts",
+    "ApplicationEventLoggingPresentationContexts",
+    "BasicWorklistManagementPresentationContexts",
+    "ColorPalettePresentationContexts",
+    "DefinedProcedureProtocolPresentationContexts",
+    "DisplaySystemPresentationContexts",
+    "HangingProtocolPresentationContexts",
+    "ImplantTemplatePresentationContexts",
+    "InstanceAvailabilityPresentationContexts",
+    "MediaCreationManagementPresentationContexts",
+    "ModalityPerformedPresentationContexts",
+    "ModalityWorklistPresentationContexts",
     "PresentationContext",
+    "PrintManagementPresentationContexts",
+    "ProcedureStepPresentationContexts",
+    "ProtocolApprovalPresentationContexts",
     "QueryRetrievePresentationContexts",
+    "RTMachineVerificationPresentationContexts",
+    "RelevantPatientInformationPresentationContexts",
+    "StorageCommitmentPresentationContexts",
     "StoragePresentationContexts",
+    "SubstanceAdministrationPresentationContexts",
+    "UnifiedProcedurePresentationContexts",
     "VerificationPresentationContexts",
     "build_context",
     "build_role",
@@ -121,13 +141,124 @@ def _current(keyword_filter: Callable[[str], bool]) -> list[str]:
     )
 
 
+def _is_storage(keyword: str) -> bool:
+    """Storage SOP classes: ``...Storage`` and ``...StorageForPresentation/Processing``."""
+    return keyword.endswith("Storage") or "StorageFor" in keyword
+
+
+#: Keyword parts of storage SOP classes that a general storage SCP rarely sees (security
+#: screening, eyeglass prescriptions, treatment records ...): left out of the 128 first.
+_NICHE = (
+    "MediaStorageDirectory",
+    "DICOS",
+    "Lensometry",
+    "Autorefraction",
+    "Keratometry",
+    "SubjectiveRefraction",
+    "VisualAcuity",
+    "SpectaclePrescription",
+    "IntraocularLens",
+    "OphthalmicAxial",
+    "Protocol",
+    "Inventory",
+    "Implant",
+    "ColorPalette",
+    "RadiationRecord",
+    "Tomotherapeutic",
+    "CArmPhotonElectron",
+    "RoboticArm",
+    "EncapsulatedSTL",
+    "EncapsulatedOBJ",
+    "EncapsulatedMTL",
+    "SurfaceScan",
+    "Electrooculogram",
+    "Electromyogram",
+    "BodyPosition",
+    "Volumetric",
+    "ContentAssessment",
+    "StereometricRelationship",
+)
+
+
+def _niche(keyword: str) -> bool:
+    return any(part in keyword for part in _NICHE)
+
+
 #: Storage SOP classes (PS3.4 B.5), at most 128 (one association's limit, PS3.8 9.3.2.2).
 StoragePresentationContexts: list[PresentationContext] = contexts_for(
-    _current(lambda k: k.endswith("Storage"))[:128]
+    sorted(
+        sorted(_current(_is_storage), key=lambda u: _niche(UID_dictionary[u][4]))[:128],
+        key=lambda u: [int(p) for p in u.split(".")],
+    )
 )
 
 #: The Query/Retrieve information models (PS3.4 C.6): FIND, MOVE and GET of the patient
 #: root, study root and composite instance root models.
 QueryRetrievePresentationContexts: list[PresentationContext] = contexts_for(
     _current(lambda k: "QueryRetrieve" in k and k.endswith(("Find", "Move", "Get")))
+)
+
+#: Every current storage SOP class: more than one association can propose (128); pick
+#: from it, as from pynetdicom's list of the same name.
+AllStoragePresentationContexts: list[PresentationContext] = contexts_for(_current(_is_storage))
+
+
+def _named(*keywords: str) -> list[PresentationContext]:
+    """Contexts for the SOP classes with these PS3.6 keywords (those pydicom knows)."""
+    return contexts_for(sop.SOP_CLASSES[k] for k in keywords if k in sop.SOP_CLASSES)
+
+
+def _matching(*parts: str) -> list[PresentationContext]:
+    """Contexts for the current SOP classes whose keyword contains one of ``parts``."""
+    return contexts_for(_current(lambda k: any(p in k for p in parts)))
+
+
+#: Modality Worklist (PS3.4 K).
+ModalityWorklistPresentationContexts = _named("ModalityWorklistInformationModelFind")
+BasicWorklistManagementPresentationContexts = ModalityWorklistPresentationContexts
+#: Modality Performed Procedure Step (PS3.4 F).
+ModalityPerformedPresentationContexts = _matching("ModalityPerformedProcedureStep")
+ProcedureStepPresentationContexts = ModalityPerformedPresentationContexts
+#: Storage Commitment (PS3.4 J).
+StorageCommitmentPresentationContexts = _named("StorageCommitmentPushModel")
+#: Print Management (PS3.4 H): the meta SOP classes and the print SOP classes.
+PrintManagementPresentationContexts = _named(
+    "BasicGrayscalePrintManagementMeta",
+    "BasicColorPrintManagementMeta",
+    "BasicFilmSession",
+    "BasicFilmBox",
+    "BasicGrayscaleImageBox",
+    "BasicColorImageBox",
+    "Printer",
+    "PrinterConfigurationRetrieval",
+    "PresentationLUT",
+    "BasicAnnotationBox",
+    "PrintJob",
+)
+#: Unified Procedure Step (PS3.4 CC).
+UnifiedProcedurePresentationContexts = _matching("UnifiedProcedureStep")
+#: Application Event Logging (PS3.4 P).
+ApplicationEventLoggingPresentationContexts = _named(
+    "ProceduralEventLogging", "SubstanceAdministrationLogging"
+)
+#: Instance Availability Notification (PS3.4 R).
+InstanceAvailabilityPresentationContexts = _named("InstanceAvailabilityNotification")
+#: Relevant Patient Information Query (PS3.4 Q).
+RelevantPatientInformationPresentationContexts = _matching("RelevantPatientInformationQuery")
+#: Hanging Protocol, Color Palette, Defined Procedure Protocol, Implant Template and
+#: Protocol Approval storage and query/retrieve (PS3.4 T, U, X, HH, II).
+HangingProtocolPresentationContexts = _matching("HangingProtocol")
+ColorPalettePresentationContexts = _matching("ColorPalette")
+DefinedProcedureProtocolPresentationContexts = _matching("DefinedProcedureProtocol")
+ImplantTemplatePresentationContexts = _matching("ImplantTemplate", "ImplantAssemblyTemplate")
+ProtocolApprovalPresentationContexts = _matching("ProtocolApproval")
+#: Display System management (PS3.4 EE), RT Machine Verification (PS3.4 DD), Media
+#: Creation Management (PS3.4 S), Substance Administration Query (PS3.4 V).
+DisplaySystemPresentationContexts = _named("DisplaySystem")
+RTMachineVerificationPresentationContexts = _matching(
+    "RTConventionalMachineVerification", "RTIonMachineVerification"
+)
+MediaCreationManagementPresentationContexts = _named("MediaCreationManagement")
+SubstanceAdministrationPresentationContexts = _matching(
+    "ProductCharacteristicsQuery", "SubstanceApprovalQuery"
 )
