@@ -228,3 +228,35 @@ def test_dcmtk_getscu_against_ours(get_server, tmp_path):
 
     written = sorted(str(dcmread(p).SOPInstanceUID) for p in tmp_path.iterdir())
     assert written == sorted(ds.SOPInstanceUID for ds in instances)
+
+
+def test_get_cancel(get_server):
+    """C-CANCEL during a C-GET: the SCP stops its sub-operations and ends with 0xFE00 and
+    the counters so far; the association goes on (a second C-GET completes)."""
+    instances = [instance(i) for i in range(40)]
+    seen_cancel = []
+
+    def handler(event):
+        yield len(instances)
+        for ds in instances:
+            seen_cancel.append(event.is_cancelled)
+            yield 0xFF00, ds
+
+    port = get_server(handler)
+    ae, kwargs = getscu(lambda e: 0)
+    with ae.associate("127.0.0.1", port, **kwargs) as assoc:
+        responses = []
+        for status, identifier in assoc.send_c_get(query(), "S", msg_id=7):
+            responses.append((status, identifier))
+            if len(responses) == 2:
+                assoc.send_c_cancel(7, query_model="S")
+        final = responses[-1][0]
+        assert final.Status == 0xFE00
+        done = final.NumberOfCompletedSuboperations
+        assert 2 <= done < len(instances)
+        assert final.NumberOfRemainingSuboperations == len(instances) - done
+        # Stopping early sends the C-CANCEL itself; the association is still usable.
+        for _ in assoc.send_c_get(query(), "S"):
+            break
+        assert assoc.is_established
+    assert any(seen_cancel), "the handler never saw event.is_cancelled turn True"

@@ -108,7 +108,7 @@ def test_200_mb_from_a_file_path(big_file, max_pdu):
         text=True,
     )
     try:
-        assert scp.stdout is not None and scp.stdin is not None
+        assert scp.stdout is not None
         port = int(scp.stdout.readline())
         scu = subprocess.run(
             [sys.executable, "-c", SCU, str(port), str(path), str(max_pdu)],

@@ -181,3 +181,25 @@ def test_dcmtk_movescu_against_ours(move_server, destination):
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert [uid for uid, _ in received] == [ds.SOPInstanceUID for ds in instances]
+
+
+def test_move_cancel(move_server, destination):
+    _, received = destination
+    instances = [instance(i) for i in range(40)]
+    port = move_server(instances)
+    with movescu().associate("127.0.0.1", port) as assoc:
+        responses = []
+        for status, _ in assoc.send_c_move(query(), "DEST", "S", msg_id=9):
+            responses.append(status)
+            if len(responses) == 2:
+                assoc.send_c_cancel(9, query_model="S")
+        final = responses[-1]
+        assert final.Status == 0xFE00
+        done = final.NumberOfCompletedSuboperations
+        assert 2 <= done < len(instances)
+        assert final.NumberOfRemainingSuboperations == len(instances) - done
+        assert len(received) == done
+        # Stopping early cancels too, and the association goes on.
+        for _ in assoc.send_c_move(query(), "DEST", "S"):
+            break
+        assert assoc.is_established

@@ -1042,10 +1042,12 @@ class _SubOperations:
             self.failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
 
     def send(self, status: int, final: bool, comment: str | None = None) -> bool:
-        """A response with the counters (a final one without Remaining) and the Failed
-        SOP Instance UID List when there were failures."""
+        """A response with the counters and the Failed SOP Instance UID List when there
+        were failures. Remaining goes with Pending and Cancel only (the related fields of
+        PS3.4 Tables C.4-2 and C.4-3)."""
         rsp = {**self.response, "status": status}
-        rsp.update({k: v for k, v in self.counts.items() if not (final and k == "remaining")})
+        with_remaining = not final or status == 0xFE00
+        rsp.update({k: v for k, v in self.counts.items() if with_remaining or k != "remaining"})
         if comment:
             rsp["error_comment"] = _comment(comment)
         data = None

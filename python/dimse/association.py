@@ -169,6 +169,8 @@ class Association:
         self._handlers: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self._closed_told = False
+        #: Message ID -> presentation context of the C-FIND/C-GET/C-MOVE in progress.
+        self._outstanding: dict[int, int] = {}
 
     # -- handlers -------------------------------------------------------------------------
 
@@ -533,6 +535,7 @@ class Association:
         command = _core.encode_message(request, has_dataset=True)
         self._emit_dimse(EVT_DIMSE_SENT, pc.context_id or 1, command)
         core.send(pc.context_id or 1, command, dsutils.encode(dataset, ts))
+        self._outstanding[message_id] = pc.context_id or 1
         field = COMMAND_FIELDS[f"{kind}-RQ"] | 0x8000
         return self._retrieve_responses(core, pc.context_id or 1, message_id, ts, field)
 
@@ -651,6 +654,7 @@ class Association:
                 yield status, identifier
                 return
         finally:
+            self._outstanding.pop(message_id, None)
             if not finished and self.is_established and self._core is core:
                 self.send_c_cancel(message_id, context_id)
                 while True:
@@ -681,12 +685,21 @@ class Association:
         presentation context ``context_id`` or that of ``query_model`` (the request's)."""
         core = self._require()
         if context_id is None:
+            context_id = self._outstanding.get(msg_id)
+        if context_id is None:
             if query_model is None:
                 raise InvalidArgument(
-                    "send_c_cancel() needs the request's context_id or its query_model"
+                    f"message {msg_id} is not outstanding here: give send_c_cancel() the "
+                    "request's context_id or its query_model"
                 )
-            model = _QUERY_MODELS.get(query_model, query_model)
-            context_id = self._context_for(model).context_id or 1
+            models = [
+                table.get(query_model, query_model)
+                for table in (_QUERY_MODELS, _GET_MODELS, _MOVE_MODELS)
+            ]
+            accepted = [pc for pc in self.accepted_contexts if pc.abstract_syntax in models]
+            if not accepted:
+                self._context_for(models[0])  # raises NoAcceptedContext, naming the model
+            context_id = accepted[0].context_id or 1
         command = _core.encode_message(
             {"type": "C-CANCEL-RQ", "message_id_being_responded_to": msg_id}
         )
