@@ -1715,3 +1715,120 @@ fn several_pdvs_in_one_p_data_tf() {
     );
     assert!(!link.acc.has_transmit());
 }
+
+// ---------------------------------------------------------------------------------------
+// A data set sent in parts; PDU observation
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn data_set_sent_in_parts_arrives_as_one_message() {
+    let mut link = Link::connect(&requestor_params(2048), acceptor_params(1024));
+    link.establish();
+    let dataset = payload(10_000);
+    let command = Bytes::from(store_rq(1).encode(true).unwrap());
+    link.req
+        .send_message(CT_CTX, command, None, link.now)
+        .unwrap();
+    // Parts of any size; an empty middle part sends nothing, the last one ends it.
+    let cuts = [0, 3000, 3000, 9999, 10_000];
+    for w in cuts.windows(2) {
+        let last = w[1] == dataset.len();
+        link.req
+            .send_dataset_part(CT_CTX, dataset.slice(w[0]..w[1]), last, link.now)
+            .unwrap();
+    }
+    let pdus = sent(&mut link.req);
+    assert!(p_data_lengths(&pdus).iter().all(|&l| l <= 1024));
+    let last_bits: Vec<u8> = pdus.iter().map(|p| p[11] & 0x02).collect();
+    assert_eq!(
+        last_bits.iter().filter(|&&b| b != 0).count(),
+        2,
+        "only the command's and the data set's final fragment are last: {last_bits:?}"
+    );
+    assert_eq!(pdus[pdus.len() - 1][11], 0x02);
+    link.acc.receive(&pdus.concat(), link.now);
+    let message = match events(&mut link.acc).as_slice() {
+        [AssociationEvent::Message(m)] => m.clone(),
+        other => panic!("expected one Message, got {other:?}"),
+    };
+    assert_eq!(message.dataset, Some(dataset));
+
+    // An empty last part is one empty last fragment.
+    link.req
+        .send_message(
+            CT_CTX,
+            store_rq(2).encode(true).unwrap().into(),
+            None,
+            link.now,
+        )
+        .unwrap();
+    link.req
+        .send_dataset_part(CT_CTX, Bytes::new(), true, link.now)
+        .unwrap();
+    let pdus = sent(&mut link.req);
+    assert_eq!(pdus.len(), 2);
+    assert_eq!(pdus[1], p_data(CT_CTX, 0x02, &[]));
+    // Not on a context that was not accepted, nor before the association is established.
+    assert!(link
+        .req
+        .send_dataset_part(99, Bytes::new(), true, link.now)
+        .is_err());
+}
+
+#[test]
+fn observed_pdus_are_reported_in_order_only_when_asked() {
+    let mut link = Link::established();
+    link.acc.observe_pdus(true);
+    link.req
+        .send_message(
+            CT_CTX,
+            Bytes::from(echo_rq(1).encode(false).unwrap()),
+            None,
+            link.now,
+        )
+        .unwrap();
+    let pdus = link.req_to_acc();
+    let notes: Vec<AssociationEvent> = events(&mut link.acc);
+    let AssociationEvent::Pdu(note) = &notes[0] else {
+        panic!("expected the PDU first, got {notes:?}")
+    };
+    assert!(!note.sent);
+    assert_eq!(note.pdu_type, 0x04);
+    assert_eq!(note.length as usize, pdus[0].len() - 6);
+    assert!(matches!(notes[1], AssociationEvent::Message(_)));
+    link.acc
+        .send_message(
+            CT_CTX,
+            Bytes::from(echo_rq(2).encode(false).unwrap()),
+            None,
+            link.now,
+        )
+        .unwrap();
+    let sent_pdus = link.acc_to_req();
+    match events(&mut link.acc).as_slice() {
+        [AssociationEvent::Pdu(n)] => {
+            assert!(n.sent);
+            assert_eq!(n.pdu_type, 0x04);
+            assert_eq!(n.length as usize, sent_pdus[0].len() - 6);
+        }
+        other => panic!("expected one sent PDU, got {other:?}"),
+    }
+    // The requestor was not asked: it reports messages only.
+    assert!(events(&mut link.req)
+        .iter()
+        .all(|e| !matches!(e, AssociationEvent::Pdu(_))));
+    link.acc.observe_pdus(false);
+    link.req
+        .send_message(
+            CT_CTX,
+            Bytes::from(echo_rq(3).encode(false).unwrap()),
+            None,
+            link.now,
+        )
+        .unwrap();
+    link.req_to_acc();
+    assert!(matches!(
+        events(&mut link.acc).as_slice(),
+        [AssociationEvent::Message(_)]
+    ));
+}
