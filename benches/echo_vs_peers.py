@@ -135,7 +135,8 @@ def dcmtk_env(nodelay: bool) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def dcmtk_scp(nodelay: bool = True) -> Iterator[int]:
+def storescp_process(nodelay: bool = True) -> Iterator[tuple[int, int]]:
+    """DCMTK's `storescp --ignore` on a free port, once it accepts: yields (port, pid)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
@@ -158,7 +159,7 @@ def dcmtk_scp(nodelay: bool = True) -> Iterator[int]:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.05)
-            yield port
+            yield port, proc.pid
         finally:
             proc.terminate()
             try:
@@ -166,6 +167,12 @@ def dcmtk_scp(nodelay: bool = True) -> Iterator[int]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def dcmtk_scp(nodelay: bool = True) -> Iterator[int]:
+    with storescp_process(nodelay) as (port, _pid):
+        yield port
 
 
 # --- the SCUs ---------------------------------------------------------------------------

@@ -47,10 +47,10 @@ from echo_vs_peers import (
     cpu_seconds,
     dcmtk_env,
     dcmtk_version,
-    free_port,
     load,
     patch_pynetdicom_nodelay,
     stop,
+    storescp_process,
 )
 
 # Absolute paths: pynetdicom installs console scripts of these names.
@@ -166,36 +166,8 @@ def python_scp(kind: str) -> Iterator[Scp]:
 @contextlib.contextmanager
 def dcmtk_scp() -> Iterator[Scp]:
     """`storescp --ignore` (receives, answers success, writes nothing), TCP_NODELAY=1."""
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen(
-            [STORESCP, "--ignore", "-aet", "STORESCP", str(port)],
-            cwd=tmp,
-            env=dcmtk_env(True),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"storescp exited with {proc.returncode}")
-                try:
-                    socket.create_connection((HOST, port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield Scp(port, proc.pid, "STORESCP")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with storescp_process(True) as (port, pid):
+        yield Scp(port, pid, "STORESCP")
 
 
 def proc_cpu(pid: int) -> float:
