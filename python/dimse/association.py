@@ -15,6 +15,7 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian as DEFLATED
 
 from dimse import _core, dsutils, sop
 from dimse.evt import (
@@ -50,8 +51,6 @@ LOGGER = logging.getLogger(__name__)
 #: Files whose data set is larger than this (bytes) are streamed by send_c_store, a
 #: chunk at a time, instead of read whole first.
 STREAM_THRESHOLD = 8 * 1024 * 1024
-
-DEFLATED = "1.2.840.10008.1.2.1.99"
 
 #: Command elements a response's status Dataset carries (PS3.7 Annex C): keyword ->
 #: (tag, VR). Built with ``add_new``, which skips pydicom's keyword lookup.
