@@ -1,6 +1,7 @@
 """Type stubs of the ``dimse._core`` extension module (checked by mypy.stubtest in CI)."""
 
 import os
+import pathlib
 from collections.abc import Callable
 from typing import Any, final
 
@@ -24,6 +25,7 @@ __all__ = [
     "read_file_meta",
     "status_category",
     "status_name",
+    "store_file",
 ]
 
 __version__: str
@@ -55,6 +57,18 @@ def fragment(
 
 def read_file_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A DICOM file's File Meta Information, with ``data_offset`` and ``has_preamble``."""
+
+def store_file(
+    directory: str | os.PathLike[str],
+    sop_class_uid: str,
+    sop_instance_uid: str,
+    transfer_syntax_uid: str,
+    dataset: bytes,
+    source_ae_title: str | None = None,
+    layout: str = "flat",
+    durability: str = "rename",
+) -> pathlib.Path:
+    """Writes a data set as a DICOM file (temporary name, then rename); returns its path."""
 
 def status_category(code: int, service: str | None = None) -> str:
     """The category of a status code: Success, Pending, Cancel, Warning or Failure."""
@@ -134,6 +148,8 @@ class Server:
         native_echo: bool = True,
         handler_threads: int = 8,
         notify: Callable[[str, dict[str, Any], Any], None] | None = None,
+        storage: dict[str, Any] | None = None,
+        on_stored: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
     ) -> Server: ...
     @property
     def address(self) -> tuple[str, int]: ...

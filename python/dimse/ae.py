@@ -7,6 +7,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -62,6 +63,7 @@ from dimse.exceptions import (
     DimseError,
     InvalidArgument,
 )
+from dimse.storage import FileStorage, StoredInstance, StoredResult
 from dimse.pdu_primitives import (
     AsynchronousOperationsWindowNegotiation,
     SCP_SCU_RoleSelectionNegotiation,
@@ -335,18 +337,23 @@ class AE:
         evt_handlers: Sequence[HandlerArg] | None = None,
         ae_title: str | None = None,
         contexts: Sequence[PresentationContext] | None = None,
+        storage: FileStorage | None = None,
     ) -> Server | None:
         """Starts a server on ``address`` (host, port; port 0 picks a free one).
 
         With ``block=False`` returns the running Server (stop it with ``shutdown()``);
         with ``block=True`` serves until interrupted (Ctrl-C), then shuts down.
+        With ``storage`` (a :class:`dimse.storage.FileStorage`) every C-STORE is written
+        to a file in Rust instead of going to an EVT_C_STORE handler.
         """
         supported = list(contexts) if contexts is not None else self._supported
         if not supported:
             raise InvalidArgument(
                 "no supported presentation context: call ae.add_supported_context() first"
             )
-        server = Server(self, address, supported, evt_handlers, ae_title or self._ae_title)
+        server = Server(
+            self, address, supported, evt_handlers, ae_title or self._ae_title, storage
+        )
         self._servers.append(server)
         if not block:
             return server
@@ -501,10 +508,13 @@ class Server:
         contexts: Sequence[PresentationContext],
         evt_handlers: Sequence[HandlerArg] | None,
         ae_title: str,
+        storage: FileStorage | None = None,
     ) -> None:
         self.ae = ae
+        self._storage = storage
         self._handlers = normalize_handlers(evt_handlers)
         check_events(self._handlers, _ACCEPTOR_EVENTS, "start_server()")
+        self._check_storage()
         self._views: dict[int, _AcceptorView] = {}
         self._views_lock = threading.Lock()
         acceptor = {
@@ -535,6 +545,8 @@ class Server:
             native_echo=EVT_C_ECHO not in self._handlers,
             handler_threads=ae.handler_threads,
             notify=self._notify,
+            storage=storage.settings() if storage is not None else None,
+            on_stored=self._on_stored if storage and storage.on_stored else None,
         )
         self._update_core()
         LOGGER.info("serving %s on %s:%s", ae_title, *self._core.address)
@@ -548,7 +560,42 @@ class Server:
         intervention event's handler replaces the one bound)."""
         bind_handler(self._handlers, event, handler, args)
         check_events(self._handlers, _ACCEPTOR_EVENTS, "Server.bind()")
+        try:
+            self._check_storage()
+        except InvalidArgument:
+            unbind_handler(self._handlers, event, handler)
+            raise
         self._update_core()
+
+    def _check_storage(self) -> None:
+        if self._storage is not None and EVT_C_STORE in self._handlers:
+            raise InvalidArgument(
+                "this server writes C-STORE data sets itself (storage=FileStorage(...)): "
+                "use FileStorage(on_stored=...) to see each stored file instead of an "
+                "EVT_C_STORE handler"
+            )
+
+    def _on_stored(self, info: dict[str, Any], stored: dict[str, Any]) -> StoredResult:
+        """Rust wrote a file: tell the FileStorage's on_stored (errors become 0xC211)."""
+        assert self._storage is not None and self._storage.on_stored is not None
+        instance = StoredInstance(
+            path=Path(stored["path"]),
+            sop_class_uid=stored["sop_class_uid"],
+            sop_instance_uid=stored["sop_instance_uid"],
+            transfer_syntax_uid=stored["transfer_syntax_uid"],
+            size=stored["size"],
+            calling_ae_title=stored["calling_ae_title"],
+            assoc=self._view(info),
+        )
+        try:
+            result = self._storage.on_stored(instance)
+        except Exception as e:
+            LOGGER.error("the on_stored callback raised:\n%s", traceback.format_exc())
+            return 0xC211, _comment(f"on_stored raised {e!r}")
+        if result is None or isinstance(result, int):
+            return result
+        status, comment = result
+        return int(status), _comment(str(comment))
 
     def unbind(self, event: EventType, handler: Callable[..., Any]) -> None:
         """Unbinds ``handler`` from ``event``; unknown bindings are ignored."""

@@ -103,3 +103,7 @@ class InvalidFile(DimseError, ValueError):
 
 class InvalidResponse(DimseError):
     """The peer's response does not answer the request (wrong message or Message ID)."""
+
+
+class StorageFailed(DimseError, OSError):
+    """A received instance could not be written to disk (no space, no permission ...)."""

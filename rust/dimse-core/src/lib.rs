@@ -12,5 +12,6 @@ pub mod negotiation;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod pdu;
+pub mod storage;
 pub mod uid;
 pub mod ul;

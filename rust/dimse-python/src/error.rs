@@ -28,6 +28,8 @@ pub enum Kind {
     NotEstablished,
     InvalidFile,
     AcseTimeout,
+    /// Writing a received instance to disk failed.
+    StorageFailed,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::NotEstablished => "NotEstablished",
             Kind::InvalidFile => "InvalidFile",
             Kind::AcseTimeout => "AcseTimeout",
+            Kind::StorageFailed => "StorageFailed",
         }
     }
 }

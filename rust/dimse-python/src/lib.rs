@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 mod error;
 mod net;
+mod storage;
 use error::{raise, Kind};
 
 fn to_py<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
@@ -396,6 +397,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_file_meta, m)?)?;
     m.add_function(wrap_pyfunction!(status_name, m)?)?;
     m.add_function(wrap_pyfunction!(net::associate, m)?)?;
+    m.add_function(wrap_pyfunction!(storage::store_file, m)?)?;
     m.add_class::<net::Association>()?;
     m.add_class::<net::Server>()?;
     m.add_class::<net::Responder>()?;

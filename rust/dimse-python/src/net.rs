@@ -27,6 +27,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use tokio::sync::{watch, Semaphore};
 
 use crate::error::{raise, raise_with, Kind};
+use crate::storage::{NativeStorage, StorageSettings};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -412,6 +413,8 @@ struct PyService {
     /// Associations Python keeps per-association state for, and those of them that
     /// ended since Python last asked (so that it can drop that state).
     tracked: Arc<Mutex<(HashSet<u64>, Vec<u64>)>>,
+    /// C-STORE written to files in Rust, when set.
+    storage: Option<Arc<NativeStorage>>,
 }
 
 fn echo_response(message: &ReceivedMessage) -> Option<Response> {
@@ -433,7 +436,7 @@ fn echo_response(message: &ReceivedMessage) -> Option<Response> {
     })
 }
 
-fn assoc_dict<'py>(py: Python<'py>, info: &AssociationInfo) -> PyResult<Bound<'py, PyDict>> {
+pub fn assoc_dict<'py>(py: Python<'py>, info: &AssociationInfo) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("id", info.id)?;
     d.set_item("peer", (info.peer.ip().to_string(), info.peer.port()))?;
@@ -583,7 +586,19 @@ impl net::Service for PyService {
         message: ReceivedMessage,
         responder: net::Responder,
     ) -> ServiceFuture {
-        let is_echo = message.command.command_field() == Some(0x0030);
+        let field = message.command.command_field();
+        if let Some(storage) = self.storage.clone().filter(|_| field == Some(0x0001)) {
+            let pool = self.pool.clone();
+            let info = assoc.clone();
+            return Box::pin(async move {
+                let Ok(_permit) = pool.acquire_owned().await else {
+                    return Vec::new();
+                };
+                let done = tokio::task::spawn_blocking(move || storage.handle(&info, &message));
+                done.await.map(|r| vec![r]).unwrap_or_default()
+            });
+        }
+        let is_echo = field == Some(0x0030);
         let Some(dispatch) = self
             .dispatch
             .clone()
@@ -829,7 +844,7 @@ pub struct Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None))]
+    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -842,7 +857,16 @@ impl Server {
         native_echo: bool,
         handler_threads: usize,
         notify: Option<Py<PyAny>>,
+        storage: Option<&Bound<'_, PyAny>>,
+        on_stored: Option<Py<PyAny>>,
     ) -> PyResult<Server> {
+        let storage = match storage {
+            Some(s) => {
+                let settings: StorageSettings = depythonize(s, "storage settings")?;
+                Some(Arc::new(NativeStorage::new(settings, on_stored)))
+            }
+            None => None,
+        };
         let acceptor: AcceptorParams = depythonize(acceptor, "server parameters")?;
         let settings: Settings = depythonize(settings, "AE settings")?;
         let config = Arc::new(net::ServerConfig {
@@ -863,6 +887,7 @@ impl Server {
             native_echo: native_echo.clone(),
             pool: Arc::new(Semaphore::new(handler_threads.max(1))),
             tracked: tracked.clone(),
+            storage,
         });
         let addr = format!("{host}:{port}");
         let listener = block_on(py, async move { tokio::net::TcpListener::bind(addr).await })?

@@ -1,0 +1,368 @@
+//! Writing received instances as DICOM files (PS3.10): File Meta Information followed by
+//! the data set exactly as it arrived, never decoded.
+//!
+//! Each file is written under a temporary name in its final folder and renamed into place
+//! only when complete, so a reader (or an index rebuilt after a crash) sees either the
+//! whole file or nothing; rename within one folder is atomic on POSIX file systems. Any
+//! error removes the temporary file. With [`Durability::Fsync`] the file (and its folder,
+//! after the rename) is flushed to the device before success is reported, so an
+//! acknowledged instance also survives a power loss; without it, it survives the process
+//! being killed (the kernel holds the written pages), as with DCMTK's storescp.
+//!
+//! File names come from UIDs a peer sends: a value that is not a valid UID (PS3.5 9.1:
+//! digits and single dots, at most 64 characters) never becomes a path component; a
+//! digest of it does, so whatever the peer sends, the file stays inside the folder.
+
+pub mod scan;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::filemeta::FileMeta;
+
+/// Where files go below the output folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Layout {
+    /// `<dir>/<SOP Instance UID>.dcm`
+    #[default]
+    Flat,
+    /// `<dir>/<Study Instance UID>/<Series Instance UID>/<SOP Instance UID>.dcm`
+    Study,
+}
+
+/// Whether success waits for the data to reach the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Durability {
+    /// Complete and renamed: survives a killed process, not a power loss.
+    #[default]
+    Rename,
+    /// Also fsync the file before the rename and the folder after it.
+    Fsync,
+}
+
+/// One instance to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Instance<'a> {
+    pub sop_class_uid: &'a str,
+    pub sop_instance_uid: &'a str,
+    pub transfer_syntax_uid: &'a str,
+    /// (0002,0016) Source Application Entity Title: the peer that sent it.
+    pub source_ae_title: Option<&'a str>,
+    /// The data set, encoded in `transfer_syntax_uid`.
+    pub dataset: &'a [u8],
+}
+
+/// Why an instance was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot build the File Meta Information: {0}")]
+    Meta(#[from] crate::filemeta::FileMetaError),
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Writes instances below one folder.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+    layout: Layout,
+    durability: Durability,
+}
+
+/// Distinguishes the temporary files of concurrent writers in one process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The suffix of temporary files; anything carrying it after a crash is incomplete.
+pub const TEMP_SUFFIX: &str = ".part";
+
+impl FileStore {
+    pub fn new(root: impl Into<PathBuf>, layout: Layout, durability: Durability) -> FileStore {
+        FileStore {
+            root: root.into(),
+            layout,
+            durability,
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The final path of an instance (without writing anything).
+    pub fn path_for(&self, instance: &Instance<'_>) -> PathBuf {
+        let mut path = self.root.clone();
+        if self.layout == Layout::Study {
+            let encoding = scan::Encoding::of_transfer_syntax(instance.transfer_syntax_uid);
+            let found = scan::find_elements(
+                instance.dataset,
+                encoding,
+                &[STUDY_INSTANCE_UID, SERIES_INSTANCE_UID],
+            );
+            for value in found {
+                match value {
+                    Some(v) => path.push(component(&String::from_utf8_lossy(&v))),
+                    None => path.push("unknown"),
+                }
+            }
+        }
+        path.push(format!("{}.dcm", component(instance.sop_instance_uid)));
+        path
+    }
+
+    /// Writes the instance and returns its path once the file is complete under its final
+    /// name. A file already there (the same SOP Instance UID sent again) is replaced.
+    pub fn store(&self, instance: &Instance<'_>) -> Result<PathBuf, StoreError> {
+        let mut meta = FileMeta::new(
+            trim_uid(instance.sop_class_uid),
+            trim_uid(instance.sop_instance_uid),
+            trim_uid(instance.transfer_syntax_uid),
+        );
+        meta.source_application_entity_title = instance
+            .source_ae_title
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty());
+        let header = meta.encode()?;
+        let path = self.path_for(instance);
+        let folder = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&folder).map_err(|source| StoreError::Io {
+            op: "cannot create folder",
+            path: folder.clone(),
+            source,
+        })?;
+        let temp = temp_name(&path);
+        let written = self
+            .write_new(&temp, &header, instance.dataset)
+            .and_then(|()| {
+                fs::rename(&temp, &path).map_err(|source| StoreError::Io {
+                    op: "cannot rename into",
+                    path: path.clone(),
+                    source,
+                })
+            });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        if self.durability == Durability::Fsync {
+            // The rename is durable only once the folder's entry is.
+            File::open(&folder)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| StoreError::Io {
+                    op: "cannot sync folder",
+                    path: folder,
+                    source,
+                })?;
+        }
+        Ok(path)
+    }
+
+    fn write_new(&self, temp: &Path, header: &[u8], dataset: &[u8]) -> Result<(), StoreError> {
+        let io = |op: &'static str| {
+            let path = temp.to_path_buf();
+            move |source| StoreError::Io { op, path, source }
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(temp)
+            .map_err(io("cannot create"))?;
+        write_all_vectored(&mut file, header, dataset).map_err(io("cannot write"))?;
+        if self.durability == Durability::Fsync {
+            file.sync_all().map_err(io("cannot sync"))?;
+        }
+        Ok(())
+    }
+}
+
+/// (0020,000D) Study Instance UID and (0020,000E) Series Instance UID.
+const STUDY_INSTANCE_UID: u32 = 0x0020_000D;
+const SERIES_INSTANCE_UID: u32 = 0x0020_000E;
+
+/// Header and data set in as few system calls as the kernel allows, without joining them.
+fn write_all_vectored(file: &mut File, header: &[u8], dataset: &[u8]) -> io::Result<()> {
+    let (mut a, mut b) = (header, dataset);
+    while !a.is_empty() {
+        let n = file.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[n - from_a..];
+    }
+    file.write_all(b)
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}-{n}{TEMP_SUFFIX}", std::process::id()))
+}
+
+/// A UID value without its padding (PS3.5 9.1: a trailing NUL; tolerate spaces too).
+fn trim_uid(uid: &str) -> &str {
+    uid.trim_end_matches(['\0', ' ']).trim_start_matches(' ')
+}
+
+/// Whether `uid` is a valid UID (PS3.5 9.1): 1 to 64 characters, components of digits
+/// separated by single dots. (Leading zeros, which 9.1 forbids, are tolerated: harmless in
+/// a file name, and some devices send them.)
+pub fn is_valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid
+            .split('.')
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A safe file-name component for a UID from a peer: the UID itself when valid, otherwise
+/// `x` and a digest of it (FNV-1a, 64 bits), which names it without trusting it.
+pub fn component(uid: &str) -> String {
+    let uid = trim_uid(uid);
+    if is_valid_uid(uid) {
+        return uid.to_owned();
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in uid.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("x{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance<'a>(uid: &'a str, data: &'a [u8]) -> Instance<'a> {
+        Instance {
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2",
+            sop_instance_uid: uid,
+            transfer_syntax_uid: "1.2.840.10008.1.2",
+            source_ae_title: Some("PEER "),
+            dataset: data,
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dimse-storage-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn uid_components() {
+        assert_eq!(component("1.2.3\0"), "1.2.3");
+        for hostile in [
+            "../../etc/passwd",
+            "1..2",
+            ".",
+            "",
+            "1.2/3",
+            "a",
+            "1.2.3.",
+            &"1".repeat(65),
+        ] {
+            let c = component(hostile);
+            assert!(c.starts_with('x') && c.len() == 17, "{hostile:?} -> {c}");
+        }
+        assert_ne!(component("../a"), component("../b"));
+    }
+
+    #[test]
+    fn writes_meta_then_dataset_and_replaces() {
+        let dir = temp_dir("write");
+        let store = FileStore::new(&dir, Layout::Flat, Durability::Fsync);
+        let path = store
+            .store(&instance("1.2.3", b"\x08\x00\x60\x00\x02\x00\x00\x00CT"))
+            .unwrap();
+        assert_eq!(path, dir.join("1.2.3.dcm"));
+        let bytes = fs::read(&path).unwrap();
+        let header = crate::filemeta::parse(&bytes).unwrap();
+        assert_eq!(header.meta.media_storage_sop_instance_uid, "1.2.3");
+        assert_eq!(
+            header.meta.source_application_entity_title.as_deref(),
+            Some("PEER")
+        );
+        assert_eq!(
+            &bytes[header.data_offset as usize..],
+            b"\x08\x00\x60\x00\x02\x00\x00\x00CT"
+        );
+        // The same instance again: replaced, and no temporary file left behind.
+        store.store(&instance("1.2.3", b"")).unwrap();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("1.2.3.dcm")]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hostile_uid_stays_inside() {
+        let dir = temp_dir("hostile");
+        let store = FileStore::new(&dir, Layout::Flat, Durability::Rename);
+        // Not digits and dots: refused (the File Meta Information cannot carry it).
+        let err = store.store(&instance("../../escape", b"")).unwrap_err();
+        assert!(matches!(err, StoreError::Meta(_)), "{err}");
+        // Digits and dots but not a valid UID: written under a digest, inside the folder.
+        for uid in ["1..2", "..", "1.2.", "00.01"] {
+            let path = store.store(&instance(uid, b"")).unwrap();
+            assert_eq!(path.parent(), Some(dir.as_path()), "{uid}");
+        }
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 4);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn study_layout_from_the_dataset() {
+        let dir = temp_dir("study");
+        let store = FileStore::new(&dir, Layout::Study, Durability::Rename);
+        let mut data = Vec::new();
+        for (e, v) in [(0x000Du16, &b"1.2.840.1\0"[..]), (0x000E, b"../..")] {
+            data.extend_from_slice(&0x0020u16.to_le_bytes());
+            data.extend_from_slice(&e.to_le_bytes());
+            data.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            data.extend_from_slice(v);
+        }
+        let path = store.store(&instance("5.6", &data)).unwrap();
+        let rel = path.strip_prefix(&dir).unwrap();
+        let parts: Vec<_> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(parts[0], "1.2.840.1");
+        assert!(parts[1].starts_with('x'), "{parts:?}");
+        assert_eq!(parts[2], "5.6.dcm");
+        // Without the UIDs in the data set: "unknown" folders.
+        let path = store.store(&instance("5.7", b"")).unwrap();
+        assert_eq!(path, dir.join("unknown").join("unknown").join("5.7.dcm"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failed_write_leaves_no_file() {
+        let dir = temp_dir("fail");
+        // The output "folder" is a file: creating the folder fails, nothing is written.
+        fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        fs::write(&dir, b"not a folder").unwrap();
+        let store = FileStore::new(dir.join("sub"), Layout::Flat, Durability::Rename);
+        let err = store.store(&instance("1.2", b"")).unwrap_err();
+        assert!(err.to_string().contains("cannot create folder"), "{err}");
+        fs::remove_file(&dir).unwrap();
+    }
+}
