@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from dimse import _core, dsutils, sop
@@ -62,8 +64,8 @@ from dimse.exceptions import (
     ConnectFailed,
     DimseError,
     InvalidArgument,
+    InvalidFile,
 )
-from dimse.storage import FileStorage, StoredInstance, StoredResult
 from dimse.pdu_primitives import (
     AsynchronousOperationsWindowNegotiation,
     SCP_SCU_RoleSelectionNegotiation,
@@ -77,6 +79,7 @@ from dimse.presentation import (
     RoleSelection,
     build_context,
 )
+from dimse.storage import FileStorage, StoredInstance, StoredResult
 
 __all__ = ["AE", "Server"]
 
@@ -577,7 +580,8 @@ class Server:
 
     def _on_stored(self, info: dict[str, Any], stored: dict[str, Any]) -> StoredResult:
         """Rust wrote a file: tell the FileStorage's on_stored (errors become 0xC211)."""
-        assert self._storage is not None and self._storage.on_stored is not None
+        assert self._storage is not None
+        assert self._storage.on_stored is not None
         instance = StoredInstance(
             path=Path(stored["path"]),
             sop_class_uid=stored["sop_class_uid"],
@@ -960,12 +964,31 @@ class Server:
         return []
 
     def _sub_store(
-        self, info: dict[str, Any], ds: Dataset, sub_id: int, responder: _core.Responder
+        self,
+        info: dict[str, Any],
+        ds: Dataset | str | os.PathLike[str],
+        sub_id: int,
+        responder: _core.Responder,
     ) -> str:
-        """One C-STORE sub-operation of a C-GET: "completed", "warning" or "failed"."""
-        sop_class = str(getattr(ds, "SOPClassUID", ""))
-        meta = getattr(ds, "file_meta", None)
-        own_ts = str(meta.TransferSyntaxUID) if meta and "TransferSyntaxUID" in meta else None
+        """One C-STORE sub-operation of a C-GET: "completed", "warning" or "failed".
+
+        ``ds`` is a Dataset or the path of a DICOM file, whose data set is sent as it is
+        in the file when the requestor accepted the file's transfer syntax."""
+        header: dict[str, Any] | None = None
+        if isinstance(ds, Dataset):
+            sop_class = str(getattr(ds, "SOPClassUID", ""))
+            sop_instance = str(ds.SOPInstanceUID)
+            meta = getattr(ds, "file_meta", None)
+            own_ts = str(meta.TransferSyntaxUID) if meta and "TransferSyntaxUID" in meta else None
+        else:
+            try:
+                header = _core.read_file_meta(ds)
+            except (InvalidFile, OSError) as e:
+                LOGGER.warning("C-GET sub-operation: %s", e)
+                return "failed"
+            sop_class = header["media_storage_sop_class_uid"]
+            sop_instance = header["media_storage_sop_instance_uid"]
+            own_ts = header["transfer_syntax_uid"]
         candidates = [
             c
             for c in info["negotiated"]["contexts"]
@@ -986,9 +1009,21 @@ class Server:
             "affected_sop_class_uid": sop_class,
             "message_id": sub_id,
             "priority": "Medium",
-            "affected_sop_instance_uid": str(ds.SOPInstanceUID),
+            "affected_sop_instance_uid": sop_instance,
         }
-        data = dsutils.encode(ds, chosen["transfer_syntax"])
+        try:
+            if header is None:
+                assert isinstance(ds, Dataset)
+                data = dsutils.encode(ds, chosen["transfer_syntax"])
+            elif chosen["transfer_syntax"] == own_ts:
+                with open(ds, "rb") as f:
+                    f.seek(header["data_offset"])
+                    data = f.read()
+            else:
+                data = dsutils.encode(dcmread(ds), chosen["transfer_syntax"])
+        except (OSError, ValueError) as e:
+            LOGGER.warning("C-GET sub-operation: cannot read %s: %s", ds, e)
+            return "failed"
         command = _core.encode_message(request, has_dataset=True)
         if not responder.send(chosen["id"], command, data):
             return "failed"
@@ -1082,11 +1117,17 @@ class _SubOperations:
         self.counts = {"remaining": 0, "completed": 0, "failed": 0, "warning": 0}
         self.failed_uids: list[str] = []
 
-    def record(self, outcome: str, ds: Dataset) -> None:
+    def record(self, outcome: str, ds: Dataset | str | os.PathLike[str]) -> None:
         self.counts["remaining"] = max(0, self.counts["remaining"] - 1)
         self.counts[outcome] += 1
         if outcome == "failed":
-            self.failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
+            if isinstance(ds, Dataset):
+                self.failed_uids.append(str(getattr(ds, "SOPInstanceUID", "")))
+                return
+            try:
+                self.failed_uids.append(_core.read_file_meta(ds)["media_storage_sop_instance_uid"])
+            except (InvalidFile, OSError):
+                LOGGER.warning("failed sub-operation of an unreadable file %s", ds)
 
     def send(self, status: int, final: bool, comment: str | None = None) -> bool:
         """A response with the counters and the Failed SOP Instance UID List when there

@@ -82,11 +82,17 @@ impl NativeStorage {
             error_comment,
             ..Default::default()
         };
+        let bare = Command::CStoreRsp(rsp.clone());
         if let Some(rq) = request {
             rsp.affected_sop_class_uid = Some(rq.affected_sop_class_uid);
             rsp.affected_sop_instance_uid = Some(rq.affected_sop_instance_uid);
         }
-        let command = Command::CStoreRsp(rsp).encode(false).unwrap_or_default();
+        // The UIDs echo the request's (optional in the response, PS3.7 9.3.1.2); one that
+        // cannot be encoded (a peer's malformed UID) is left out rather than the response.
+        let command = Command::CStoreRsp(rsp)
+            .encode(false)
+            .or_else(|_| bare.encode(false))
+            .unwrap_or_default();
         Response {
             context_id: message.context_id,
             command: Bytes::from(command),
