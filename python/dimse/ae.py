@@ -1198,6 +1198,10 @@ def _status_fields(status: Any) -> dict[str, Any]:
             out["error_comment"] = _comment(str(status.ErrorComment))
         if "ErrorID" in status:
             out["error_id"] = int(status.ErrorID)
+        if "OffendingElement" in status:
+            value = status.OffendingElement
+            tags = [value] if isinstance(value, int) else list(value)
+            out["offending_element"] = [(int(t) >> 16, int(t) & 0xFFFF) for t in tags]
         return out
     if isinstance(status, int) and not isinstance(status, bool) and 0 <= status <= 0xFFFF:
         return {"status": status}

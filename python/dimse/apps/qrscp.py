@@ -1,0 +1,405 @@
+"""``dimse qrscp``: a Query/Retrieve SCP with storage, on an embedded SQLite index.
+
+It stores every instance it receives (all storage SOP classes, every transfer syntax) as
+a DICOM file below the data folder, written in Rust as ``storescp`` does, and indexes its
+patient, study, series and instance attributes in ``<data folder>/index.sqlite`` (Python's
+standard ``sqlite3``: nothing to install). It answers C-FIND at the patient, study, series
+and image levels of the Patient Root and Study Root models (PS3.4 C.2.2.2 matching),
+C-GET, C-MOVE to the destinations named in its configuration file, and C-ECHO.
+
+Restart-safe: a file is complete under its final name before it is indexed, and success
+is returned only after both; at start-up the index and the files are reconciled (files
+left half-written are deleted, files without a row are indexed, rows without a file are
+dropped), so a crash or a kill at any moment leaves nothing inconsistent.
+
+Configuration file (TOML), every key optional; options on the command line win:
+
+    ae_title = "QRSCP"
+    port = 11112
+    bind = "0.0.0.0"
+    data_dir = "./dimse-data"
+    max_associations = 32
+    fsync = false
+    layout = "study"          # or "flat"
+
+    [destinations]            # C-MOVE destinations: AE title = { host, port }
+    STORESCP = { host = "127.0.0.1", port = 11113 }
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from dimse import AllStoragePresentationContexts, evt, sop
+from dimse.apps import common, scp
+from dimse.evt import Event
+from dimse.presentation import DEFAULT_TRANSFER_SYNTAXES, build_context
+from dimse.qr import Index, IndexingError, InstanceRecord, QueryError
+from dimse.storage import FileStorage, StoredInstance
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["QRServer", "load_config", "register", "run"]
+
+LOGGER = logging.getLogger("dimse.apps.qrscp")
+
+DEFAULT_PORT = 11112
+DEFAULT_DATA_DIR = Path("dimse-data")
+DEFAULT_AE_TITLE = "QRSCP"
+
+#: The information models, by the Abstract Syntax of the request's context.
+_MODELS = {
+    sop.PatientRootQueryRetrieveInformationModelFind: "patient",
+    sop.PatientRootQueryRetrieveInformationModelGet: "patient",
+    sop.PatientRootQueryRetrieveInformationModelMove: "patient",
+    sop.StudyRootQueryRetrieveInformationModelFind: "study",
+    sop.StudyRootQueryRetrieveInformationModelGet: "study",
+    sop.StudyRootQueryRetrieveInformationModelMove: "study",
+}
+
+_UNCOMPRESSED = frozenset(DEFAULT_TRANSFER_SYNTAXES)
+
+#: Configuration keys and the command-line option (dest) each one sets.
+_CONFIG_KEYS = {
+    "ae_title": "aetitle",
+    "port": "port",
+    "bind": "bind",
+    "data_dir": "data_dir",
+    "max_associations": "max_associations",
+    "fsync": "fsync",
+    "layout": "layout",
+}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = common.add_app_parser(
+        subparsers,
+        "qrscp",
+        "Query/Retrieve SCP with storage on an embedded SQLite index",
+        __doc__ or "",
+    )
+    parser.add_argument(
+        "--port",
+        metavar="PORT",
+        type=common.listen_port,
+        default=DEFAULT_PORT,
+        help=f"the TCP port to listen on (default {DEFAULT_PORT}; 0: the system picks one, "
+        "printed at start)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where files and the index live, created if missing (default ./{DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="a TOML configuration file (see above): AE title, port, data folder, C-MOVE "
+        "destinations; options given on the command line win over it",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("study", "flat"),
+        default="study",
+        help="study: files in <Study UID>/<Series UID>/ folders (default); flat: one folder",
+    )
+    parser.add_argument(
+        "--fsync",
+        action="store_true",
+        help="flush each file and the index to the device before answering success (an "
+        "acknowledged instance then survives a power loss, not only a killed process)",
+    )
+    parser.add_argument(
+        "--move-destination",
+        metavar="AE=HOST:PORT",
+        action="append",
+        default=[],
+        help="a C-MOVE destination, added to those of the configuration file (repeatable)",
+    )
+    scp.add_listen_options(parser, DEFAULT_AE_TITLE)
+    common.add_logging_options(parser)
+    parser.set_defaults(run=run)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """The configuration file, checked: unknown keys and wrong types are usage errors."""
+    try:
+        with path.open("rb") as f:
+            config = tomllib.load(f)
+    except OSError as e:
+        raise common.UsageError(f"cannot read the configuration file: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise common.UsageError(f"{path}: not valid TOML: {e}") from e
+    unknown = set(config) - set(_CONFIG_KEYS) - {"destinations"}
+    if unknown:
+        raise common.UsageError(
+            f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known keys: "
+            f"{', '.join([*_CONFIG_KEYS, 'destinations'])}"
+        )
+    destinations = config.get("destinations", {})
+    if not isinstance(destinations, dict):
+        raise common.UsageError(f"{path}: [destinations] must be a table of AE = {{host, port}}")
+    checked: dict[str, tuple[str, int]] = {}
+    for title, where in destinations.items():
+        if (
+            not isinstance(where, dict)
+            or not isinstance(where.get("host"), str)
+            or not isinstance(where.get("port"), int)
+            or not 1 <= where["port"] <= 65535
+            or set(where) - {"host", "port"}
+        ):
+            raise common.UsageError(
+                f'{path}: destination {title!r} must be {{ host = "...", port = 1..65535 }}'
+            )
+        checked[_destination_title(title)] = (where["host"], where["port"])
+    config["destinations"] = checked
+    return config
+
+
+def _destination_title(title: str) -> str:
+    try:
+        return common.ae_title(title)
+    except argparse.ArgumentTypeError as e:
+        raise common.UsageError(f"destination {e}") from e
+
+
+def _parse_destination(text: str) -> tuple[str, tuple[str, int]]:
+    title, sep, where = text.partition("=")
+    host, sep2, port = where.rpartition(":")
+    if not sep or not sep2 or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise common.UsageError(f"--move-destination {text!r}: give AE=HOST:PORT")
+    return _destination_title(title), (host, int(port))
+
+
+def _resolve(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> dict[str, Any]:
+    """Settings: the command line where given, else the configuration file, else defaults."""
+    config = load_config(args.config) if args.config else {"destinations": {}}
+    for key, dest in _CONFIG_KEYS.items():
+        if key in config and getattr(args, dest) == parser_defaults.get(dest):
+            value = config[key]
+            try:
+                if dest == "aetitle":
+                    value = common.ae_title(str(value))
+                elif dest == "port":
+                    value = common.listen_port(str(value))
+                elif dest == "max_associations":
+                    value = common.positive_int(str(value))
+                elif dest == "data_dir":
+                    # Relative to the configuration file, as a reader of the file expects.
+                    value = (args.config.parent / str(value)).resolve()
+                elif dest == "layout" and value not in ("study", "flat"):
+                    raise argparse.ArgumentTypeError(f"{value!r} is not study or flat")
+                elif dest == "fsync" and not isinstance(value, bool):
+                    raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
+            except argparse.ArgumentTypeError as e:
+                raise common.UsageError(f"{args.config}: {key}: {e}") from e
+            setattr(args, dest, value)
+    destinations = dict(config["destinations"])
+    destinations.update(_parse_destination(d) for d in args.move_destination)
+    return destinations
+
+
+class QRServer:
+    """The Query/Retrieve SCP: an index, a storage folder and the handlers over them."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        destinations: dict[str, tuple[str, int]],
+        ae_title: str,
+        layout: str = "study",
+        fsync: bool = False,
+    ) -> None:
+        self.data_dir = data_dir
+        self.destinations = destinations
+        self.ae_title = ae_title
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.index = Index(data_dir)
+        self.storage = FileStorage(
+            data_dir / "files",
+            layout="study" if layout == "study" else "flat",
+            fsync=fsync,
+            on_stored=self.on_stored,
+        )
+
+    # -- storage ----------------------------------------------------------------------------
+
+    def on_stored(self, instance: StoredInstance) -> tuple[int, str] | None:
+        """Index a file Rust has just written. A file that cannot be indexed is deleted
+        and refused, so that files and index keep agreeing."""
+        try:
+            record = self.index.add(instance.path)
+        except IndexingError as e:
+            instance.path.unlink(missing_ok=True)
+            # PS3.4 Table B.2-1: A9xx Data Set does not match SOP Class.
+            return 0xA900, f"not indexed: {e}"
+        except (sqlite3.Error, OSError) as e:
+            LOGGER.error("cannot index %s: %s", instance.path, e)
+            instance.path.unlink(missing_ok=True)
+            self._forget(instance.sop_instance_uid)
+            return 0xA700, f"cannot index: {e}"
+        if record.replaced_path is not None and record.replaced_path != instance.path:
+            # The instance was sent again with other Study/Series UIDs: its new file won.
+            record.replaced_path.unlink(missing_ok=True)
+        LOGGER.info("stored %s from %s", instance.path, instance.calling_ae_title)
+        return None
+
+    def _forget(self, sop_instance_uid: str) -> None:
+        """Best effort after a failed index write (the start-up reconcile repairs the rest)."""
+        try:
+            self.index.remove(sop_instance_uid)
+        except (sqlite3.Error, OSError) as e:
+            LOGGER.error("cannot drop %s from the index: %s", sop_instance_uid, e)
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    def on_find(self, event: Event) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+        model = _MODELS.get(event.context.abstract_syntax, "study")
+        try:
+            matches = self.index.find(event.identifier, model)
+            for match in matches:
+                if event.is_cancelled:
+                    return
+                match.RetrieveAETitle = self.ae_title
+                yield 0xFF00, match
+        except QueryError as e:
+            yield _failure(e), None
+            return
+        yield 0x0000, None
+
+    def _matches(self, event: Event) -> list[InstanceRecord]:
+        model = _MODELS.get(event.context.abstract_syntax, "study")
+        return self.index.instances(event.identifier, model)
+
+    def on_get(self, event: Event) -> Iterator[Any]:
+        try:
+            records = self._matches(event)
+        except QueryError as e:
+            yield 0
+            yield _failure(e), None
+            return
+        yield len(records)
+        for record in records:
+            yield 0xFF00, record.path
+
+    def on_move(self, event: Event) -> Iterator[Any]:
+        destination = self.destinations.get(str(event.move_destination).strip())
+        if destination is None:
+            LOGGER.warning("C-MOVE to unknown destination %r", event.move_destination)
+            yield None, None
+            return
+        try:
+            records = self._matches(event)
+        except QueryError as e:
+            # The destination is known; the identifier is not: the failure comes after.
+            yield (*destination, {"contexts": [build_context(sop.Verification)]})
+            yield 0
+            yield _failure(e), None
+            return
+        yield (*destination, {"contexts": _contexts_for(records)})
+        yield len(records)
+        for record in records:
+            yield 0xFF00, record.path
+
+    # -- serving ----------------------------------------------------------------------------
+
+    def start(self, args: argparse.Namespace) -> Any:
+        ae = scp.make_scp_ae(args)
+        syntaxes = scp.storage_transfer_syntaxes(args.prefer_uncompressed)
+        for context in AllStoragePresentationContexts:
+            # scp_role: a C-GET requestor may take the SCP role for storage (PS3.4 C.4.3).
+            ae.add_supported_context(
+                context.abstract_syntax, syntaxes, scu_role=True, scp_role=True
+            )
+        for uid in _MODELS:
+            ae.add_supported_context(uid)
+        ae.add_supported_context(sop.Verification)
+        return ae.start_server(
+            (args.bind, args.port),
+            block=False,
+            storage=self.storage,
+            evt_handlers=[
+                (evt.EVT_C_FIND, self.on_find),
+                (evt.EVT_C_GET, self.on_get),
+                (evt.EVT_C_MOVE, self.on_move),
+            ],
+        )
+
+
+def _failure(error: QueryError) -> Dataset:
+    """A failure status with its Error Comment and Offending Element (PS3.7 C.4)."""
+    ds = Dataset()
+    ds.Status = error.status
+    ds.ErrorComment = error.comment[:64]
+    if error.offending_element is not None:
+        ds.OffendingElement = [error.offending_element]
+    return ds
+
+
+def _contexts_for(records: list[InstanceRecord]) -> list[Any]:
+    """The contexts a C-MOVE proposes to its destination: one per SOP class of the
+    instances, with their transfer syntaxes (and the uncompressed ones, so that an
+    uncompressed file can be converted when the destination prefers another); at most
+    128 (PS3.8 9.3.2.2: odd context IDs 1-255)."""
+    by_class: dict[str, list[str]] = {}
+    for r in records:
+        syntaxes = by_class.setdefault(r.sop_class_uid, [])
+        if r.transfer_syntax_uid not in syntaxes:
+            syntaxes.append(r.transfer_syntax_uid)
+    contexts = []
+    for sop_class, syntaxes in by_class.items():
+        if any(ts in _UNCOMPRESSED for ts in syntaxes):
+            syntaxes += [ts for ts in DEFAULT_TRANSFER_SYNTAXES if ts not in syntaxes]
+        contexts.append(build_context(sop_class, syntaxes))
+    if not contexts:
+        contexts.append(build_context(sop.Verification))
+    return contexts[:128]
+
+
+def run(args: argparse.Namespace) -> int:
+    out = common.Console(args)
+    defaults = {k: v for k, v in vars(_defaults_namespace()).items()}
+    destinations = _resolve(args, defaults)
+    server_state = QRServer(
+        args.data_dir, destinations, args.aetitle, layout=args.layout, fsync=args.fsync
+    )
+    report = server_state.index.reconcile()
+    out.info(
+        f"qrscp data in {Path(args.data_dir).absolute()}: {server_state.index.count()} "
+        f"instances; start-up check: {report.indexed} indexed, {report.reindexed} re-read, "
+        f"{report.dropped} dropped, {report.parts_deleted} partial files deleted"
+        + (f", {len(report.failed)} unreadable" if report.failed else "")
+    )
+    for path, why in report.failed:
+        out.verbose(f"unreadable, left in place: {path}: {why}")
+    out.verbose(
+        "C-MOVE destinations: "
+        + (", ".join(f"{t}={h}:{p}" for t, (h, p) in destinations.items()) or "none")
+    )
+    server = server_state.start(args)
+    try:
+        return scp.serve(server, out, "qrscp")
+    finally:
+        server_state.index.close()
+
+
+def _defaults_namespace() -> argparse.Namespace:
+    """The parser's defaults, to tell options given on the command line from defaults."""
+    parser = argparse.ArgumentParser(allow_abbrev=False)
+    sub = parser.add_subparsers()
+    register(sub)
+    return sub.choices["qrscp"].parse_args([])

@@ -1,0 +1,113 @@
+"""What the SCP apps (``storescp``, ``qrscp``) share: where to listen, which transfer
+syntaxes to accept, and serving until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import threading
+import types
+from collections.abc import Iterator
+
+from pydicom import uid as pydicom_uid
+
+from dimse import AE
+from dimse.ae import Server
+from dimse.apps import common
+
+__all__ = ["add_listen_options", "serve", "storage_transfer_syntaxes"]
+
+
+def storage_transfer_syntaxes(prefer_uncompressed: bool = False) -> list[str]:
+    """Every transfer syntax pydicom knows, in our order of preference (the acceptor's
+    order decides, PS3.8 9.3.3.2): a storage SCP that writes what it receives keeps
+    compressed pixel data compressed, so the encapsulated syntaxes come first unless
+    ``prefer_uncompressed``; then Explicit VR Little Endian, Implicit VR Little Endian,
+    Deflated and Big Endian."""
+    uncompressed: list[str] = [
+        pydicom_uid.ExplicitVRLittleEndian,
+        pydicom_uid.ImplicitVRLittleEndian,
+        pydicom_uid.DeflatedExplicitVRLittleEndian,
+        pydicom_uid.ExplicitVRBigEndian,
+    ]
+    compressed = [str(ts) for ts in pydicom_uid.AllTransferSyntaxes if ts not in uncompressed]
+    ordered = uncompressed + compressed if prefer_uncompressed else compressed + uncompressed
+    return [str(ts) for ts in ordered]
+
+
+def add_listen_options(parser: argparse.ArgumentParser, default_aet: str) -> None:
+    """Our AE title, where to listen, how many associations, PDU size and timeouts."""
+    common.add_network_options(parser, default_aet, requestor=False)
+    group = parser.add_argument_group("server")
+    group.add_argument(
+        "--bind",
+        metavar="ADDRESS",
+        default="0.0.0.0",
+        help="the local address to listen on (default 0.0.0.0: every IPv4 interface; "
+        "127.0.0.1 for this machine only)",
+    )
+    group.add_argument(
+        "--max-associations",
+        metavar="N",
+        type=common.positive_int,
+        default=32,
+        help="associations served at once; more are rejected (A-ASSOCIATE-RJ, transient, "
+        "local limit exceeded) (default 32)",
+    )
+    group.add_argument(
+        "--require-called-aet",
+        action="store_true",
+        help="reject associations whose called AE title is not ours (-aet)",
+    )
+    group.add_argument(
+        "--prefer-uncompressed",
+        action="store_true",
+        help="when a peer proposes both, accept an uncompressed transfer syntax rather than "
+        "the compressed one (the default keeps what the peer sends compressed)",
+    )
+
+
+def make_scp_ae(args: argparse.Namespace) -> AE:
+    """The AE of an SCP app, from the listen options."""
+    ae = AE(args.aetitle)
+    ae.maximum_pdu_size = args.max_pdu
+    ae.connection_timeout = args.connection_timeout
+    ae.acse_timeout = args.acse_timeout
+    ae.dimse_timeout = args.dimse_timeout
+    ae.network_timeout = args.network_timeout
+    ae.maximum_associations = args.max_associations
+    ae.require_called_aet = bool(args.require_called_aet)
+    return ae
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[threading.Event]:
+    """SIGTERM (what service managers and ``kill`` send) stops the server as Ctrl-C does."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: types.FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve(server: Server, out: common.Console, name: str) -> int:
+    """Serves until Ctrl-C or SIGTERM, then shuts down; the exit code."""
+    host, port = server.server_address
+    # Tests and scripts read the port from this line (with port 0 the system picks it).
+    out.info(f"{name} listening on {host}:{port}")
+    try:
+        with _stop_on_sigterm() as stop:
+            while server.is_running() and not stop.wait(0.2):
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        out.info(f"{name} shutting down")
+        server.shutdown()
+    return common.EXIT_OK
