@@ -183,7 +183,7 @@ def test_implementation_identity():
 
 def test_python_m_dimse_runs():
     out = subprocess.run(
-        [sys.executable, "-m", "dimse", "--echoes", "50"],
+        [sys.executable, "-m", "dimse", "selftest", "--echoes", "50"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
 import struct
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -38,6 +39,7 @@ from dimse.exceptions import (
     DimseError,
     DimseTimeout,
     InvalidArgument,
+    InvalidFile,
     InvalidResponse,
     NoAcceptedContext,
     NotEstablished,
@@ -45,6 +47,8 @@ from dimse.exceptions import (
 from dimse.presentation import PresentationContext
 
 __all__ = ["COMMAND_FIELDS", "Association", "ServiceUser", "status_dataset"]
+
+_T = TypeVar("_T")
 
 LOGGER = logging.getLogger(__name__)
 
@@ -347,12 +351,24 @@ class Association:
         core = self._require()
         command = _core.encode_message(request, has_dataset=dataset is not None)
         self._emit_dimse(EVT_DIMSE_SENT, context_id, command)
+        if isinstance(dataset, tuple):
+            path, offset = dataset
+            event = self._call_core(
+                lambda: core.request_file(context_id, command, path, offset, self.dimse_timeout)
+            )
+        else:
+            event = self._call_core(
+                lambda: core.request(context_id, command, dataset, self.dimse_timeout)
+            )
+        event = self._message_event(core, event)
+        response = self._check_response(event, request["type"], {request["message_id"]})
+        return response, event[2], event[3]
+
+    def _call_core(self, call: Callable[[], _T]) -> _T:
+        """Runs a blocking call on the link; a timeout aborts, an abort ends the
+        association (and both raise)."""
         try:
-            if isinstance(dataset, tuple):
-                path, offset = dataset
-                event = core.request_file(context_id, command, path, offset, self.dimse_timeout)
-            else:
-                event = core.request(context_id, command, dataset, self.dimse_timeout)
+            return call()
         except DimseTimeout:
             LOGGER.warning("no response within the DIMSE timeout: aborting the association")
             self.abort()
@@ -363,6 +379,9 @@ class Association:
             self._core = None
             self._ended(EVT_ABORTED, reason=str(e))
             raise
+
+    def _message_event(self, core: _core.Association, event: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``event`` when it is a message; otherwise the association ended: raise why."""
         kind = event[0]
         if kind == "release_requested":
             # The acceptor asked to release while our request was outstanding: answer it
@@ -387,20 +406,28 @@ class Association:
                 f"the association ended: {event[1] if len(event) > 1 else kind}"
             )
         self._emit_dimse(EVT_DIMSE_RECV, event[1], event[2])
+        return event
+
+    def _check_response(
+        self, event: tuple[Any, ...], request_type: str, message_ids: Collection[int]
+    ) -> dict[str, Any]:
+        """The response's command elements, checked to answer one of ``message_ids``;
+        anything else is a protocol error: abort and raise InvalidResponse."""
         response = _core.decode_command_set(event[2])
-        expected = COMMAND_FIELDS[request["type"]] | 0x8000
+        expected = COMMAND_FIELDS[request_type] | 0x8000
         if (
             response.get("CommandField") != expected
-            or response.get("MessageIDBeingRespondedTo") != request["message_id"]
+            or response.get("MessageIDBeingRespondedTo") not in message_ids
             or "Status" not in response
         ):
             self.abort()
             raise InvalidResponse(
-                f"expected a response (Command Field 0x{expected:04X}) with a Status to message "
-                f"{request['message_id']}, got Command Field {response.get('CommandField')} "
-                f"to message {response.get('MessageIDBeingRespondedTo')}"
+                f"expected a response (Command Field 0x{expected:04X}) with a Status to "
+                f"message {', '.join(map(str, sorted(message_ids)))}, got Command Field "
+                f"{response.get('CommandField')} to message "
+                f"{response.get('MessageIDBeingRespondedTo')}"
             )
-        return response, event[2], event[3]
+        return response
 
     def _store_context(
         self, sop_class: str, transfer_syntax: str | None
@@ -442,6 +469,22 @@ class Association:
         the bytes after it are sent as they are when its transfer syntax was accepted; it
         is re-encoded through pydicom only to convert between uncompressed syntaxes.
         """
+        context_id, request, data = self._prepare_store(
+            dataset, msg_id, priority, originator_aet, originator_id
+        )
+        response, _command, _ = self._exchange(context_id, request, data)
+        return status_dataset(response)
+
+    def _prepare_store(
+        self,
+        dataset: Dataset | str | os.PathLike[str],
+        msg_id: int | None,
+        priority: int,
+        originator_aet: str | None = None,
+        originator_id: int | None = None,
+    ) -> tuple[int, dict[str, Any], bytes | tuple[str, int]]:
+        """The context, request and data set (bytes, or (path, offset) to stream) of a
+        C-STORE."""
         if priority not in _PRIORITIES:
             raise ValueError(f"priority must be 0 (medium), 1 (high) or 2 (low), not {priority}")
         self._require()
@@ -487,8 +530,82 @@ class Association:
             request["move_originator_ae_title"] = originator_aet
         if originator_id is not None:
             request["move_originator_message_id"] = originator_id
-        response, _command, _ = self._exchange(pc.context_id or 1, request, data)
-        return status_dataset(response)
+        return pc.context_id or 1, request, data
+
+    @property
+    def async_window(self) -> int | None:
+        """How many operations we may have outstanding at once (PS3.7 D.3.3.3, the
+        negotiated Asynchronous Operations Window): 1 unless both sides agreed to more,
+        None when the peer set no limit."""
+        invoked = int(self.negotiated.get("async_ops", (1, 1))[0]) if self.negotiated else 1
+        return None if invoked == 0 else invoked
+
+    def send_c_store_many(
+        self,
+        datasets: Iterable[Dataset | str | os.PathLike[str]],
+        window: int | None = None,
+        priority: int = 2,
+    ) -> Iterator[tuple[Dataset | str | os.PathLike[str], Dataset | Exception]]:
+        """Sends a C-STORE for each data set or file with up to ``window`` requests
+        outstanding at once, and yields ``(item, status)`` as the responses arrive,
+        matched by Message ID. ``window`` defaults to, and never exceeds, the negotiated
+        window (:attr:`async_window`; 16 when the peer set no limit): propose one with
+        ``AsynchronousOperationsWindowNegotiation`` in ``associate(ext_neg=...)``. Without
+        one this is :meth:`send_c_store` in a loop.
+
+        An item that cannot be sent (an unreadable file, no accepted context for it)
+        yields ``(item, exception)`` and the others go on; a failure of the association
+        raises. Files above the streaming threshold are sent alone, after the responses
+        outstanding. Leaving the loop early waits for the responses outstanding."""
+        if window is not None and window < 1:
+            raise ValueError(f"window must be at least 1, not {window}")
+        negotiated = self.async_window
+        limit = window or negotiated or 16
+        if negotiated is not None:
+            limit = min(limit, negotiated)
+        return self._store_many(iter(datasets), limit, priority)
+
+    def _store_many(
+        self,
+        items: Iterator[Dataset | str | os.PathLike[str]],
+        limit: int,
+        priority: int,
+    ) -> Iterator[tuple[Dataset | str | os.PathLike[str], Dataset | Exception]]:
+        pending: dict[int, Dataset | str | os.PathLike[str]] = {}
+
+        def collect() -> tuple[Dataset | str | os.PathLike[str], Dataset]:
+            core = self._require()
+            event = self._message_event(
+                core, self._call_core(lambda: core.receive(self.dimse_timeout))
+            )
+            response = self._check_response(event, "C-STORE-RQ", pending)
+            return pending.pop(response["MessageIDBeingRespondedTo"]), status_dataset(response)
+
+        try:
+            for item in items:
+                try:
+                    context_id, request, data = self._prepare_store(item, None, priority)
+                except (InvalidFile, NoAcceptedContext, OSError) as e:
+                    yield item, e
+                    continue
+                while len(pending) >= limit or (pending and isinstance(data, tuple)):
+                    yield collect()
+                if isinstance(data, tuple):
+                    response, _, _ = self._exchange(context_id, request, data)
+                    yield item, status_dataset(response)
+                    continue
+                core = self._require()
+                command = _core.encode_message(request, has_dataset=True)
+                self._emit_dimse(EVT_DIMSE_SENT, context_id, command)
+                self._call_core(functools.partial(core.send, context_id, command, data))
+                pending[request["message_id"]] = item
+            while pending:
+                yield collect()
+        finally:
+            # Left early: the responses outstanding still come; read them so that the
+            # association stays usable.
+            while pending and self.is_established:
+                collect()
 
     # -- C-FIND (PS3.4 C.4.1) -------------------------------------------------------------
 
