@@ -333,6 +333,7 @@ class QRServer:
             block=False,
             storage=self.storage,
             evt_handlers=[
+                *scp.negotiation_handlers(args),
                 (evt.EVT_C_FIND, self.on_find),
                 (evt.EVT_C_GET, self.on_get),
                 (evt.EVT_C_MOVE, self.on_move),

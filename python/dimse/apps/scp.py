@@ -9,14 +9,22 @@ import signal
 import threading
 import types
 from collections.abc import Iterator
+from typing import Any
 
 from pydicom import uid as pydicom_uid
 
 from dimse import AE
 from dimse.ae import Server
 from dimse.apps import common
+from dimse.evt import EVT_ASYNC_OPS, Event, EventType
 
-__all__ = ["add_listen_options", "serve", "storage_transfer_syntaxes"]
+__all__ = [
+    "add_listen_options",
+    "make_scp_ae",
+    "negotiation_handlers",
+    "serve",
+    "storage_transfer_syntaxes",
+]
 
 
 def storage_transfer_syntaxes(prefer_uncompressed: bool = False) -> list[str]:
@@ -61,6 +69,14 @@ def add_listen_options(parser: argparse.ArgumentParser, default_aet: str) -> Non
         help="reject associations whose called AE title is not ours (-aet)",
     )
     group.add_argument(
+        "--max-ops",
+        metavar="N",
+        type=common.positive_int,
+        default=16,
+        help="operations a requestor may have outstanding at once when it proposes an "
+        "asynchronous operations window (PS3.7 D.3.3.3); 1 answers synchronous (default 16)",
+    )
+    group.add_argument(
         "--prefer-uncompressed",
         action="store_true",
         help="when a peer proposes both, accept an uncompressed transfer syntax rather than "
@@ -79,6 +95,18 @@ def make_scp_ae(args: argparse.Namespace) -> AE:
     ae.maximum_associations = args.max_associations
     ae.require_called_aet = bool(args.require_called_aet)
     return ae
+
+
+def negotiation_handlers(args: argparse.Namespace) -> list[tuple[EventType, Any]]:
+    """The EVT_ASYNC_OPS handler granting up to --max-ops outstanding operations."""
+    window = int(args.max_ops)
+
+    def on_async_ops(event: Event) -> tuple[int, int]:
+        invoked = int(event.nr_invoked)
+        # 0 proposes no limit: grant ours. Requests are performed in order of arrival.
+        return (window if invoked == 0 else min(invoked, window)), 1
+
+    return [(EVT_ASYNC_OPS, on_async_ops)]
 
 
 @contextlib.contextmanager

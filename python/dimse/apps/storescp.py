@@ -88,7 +88,12 @@ def run(args: argparse.Namespace) -> int:
         discard=args.ignore,
         on_stored=on_stored if out.is_verbose else None,
     )
-    server = ae.start_server((args.bind, args.port), block=False, storage=storage)
+    server = ae.start_server(
+        (args.bind, args.port),
+        block=False,
+        storage=storage,
+        evt_handlers=scp.negotiation_handlers(args),
+    )
     assert server is not None
     out.verbose(
         "discarding received data sets"
