@@ -7,6 +7,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+import dimse
 from dimse import AE, build_role, evt, sop
 
 GET = sop.StudyRootQueryRetrieveInformationModelGet
@@ -260,3 +261,39 @@ def test_get_cancel(get_server):
             break
         assert assoc.is_established
     assert any(seen_cancel), "the handler never saw event.is_cancelled turn True"
+
+
+def test_get_sends_files_by_path_as_they_are(get_server, tmp_path):
+    """A handler may yield file paths: their data sets go out without being decoded, and
+    a path that cannot be read fails its sub-operation (listed by its UID when known)."""
+    instances = [instance(i) for i in range(3)]
+    paths = []
+    for ds in instances:
+        path = tmp_path / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    missing = tmp_path / "gone.dcm"
+
+    def handler(event):
+        yield 4
+        for path in [*paths, missing]:
+            yield 0xFF00, path
+
+    port = get_server(handler)
+    received = []
+
+    def store(event):
+        received.append((event.encoded_dataset(include_meta=False), event.file_meta))
+        return 0
+
+    ae, kwargs = getscu(store)
+    with ae.associate("127.0.0.1", port, ae_title="GETSCP", **kwargs) as assoc:
+        responses = list(assoc.send_c_get(query(), "S"))
+    final = responses[-1][0]
+    assert final.NumberOfCompletedSuboperations == 3
+    assert final.NumberOfFailedSuboperations == 1
+    for path, (data, meta) in zip(paths, received, strict=True):
+        offset = dimse._core.read_file_meta(path)["data_offset"]
+        assert data == path.read_bytes()[offset:]
+        # The source of a C-GET's instance is the peer (the acceptor), not us.
+        assert meta.SourceApplicationEntityTitle == "GETSCP"

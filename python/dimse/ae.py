@@ -459,6 +459,10 @@ class _AcceptorView:
     """What handlers see as ``event.assoc`` on the server side: one per association, with
     its own ``bind``/``unbind`` (handlers for this association only)."""
 
+    #: This side accepted the association (pynetdicom's names).
+    is_requestor = False
+    is_acceptor = True
+
     def __init__(self, server: Server, info: dict[str, Any]) -> None:
         self.ae = server.ae
         self._server = server

@@ -175,6 +175,10 @@ class Association:
         #: Message ID -> presentation context of the C-FIND/C-GET/C-MOVE in progress.
         self._outstanding: dict[int, int] = {}
 
+    #: This side requested the association (pynetdicom's names).
+    is_requestor = True
+    is_acceptor = False
+
     # -- handlers -------------------------------------------------------------------------
 
     def bind(

@@ -231,9 +231,12 @@ class Event:
         meta.TransferSyntaxUID = UID(self.context.transfer_syntax[0])
         meta.ImplementationClassUID = UID(_core.IMPLEMENTATION_CLASS_UID)
         meta.ImplementationVersionName = _core.IMPLEMENTATION_VERSION_NAME
-        requestor = getattr(self.assoc, "requestor", None)
-        if requestor is not None and requestor.ae_title:
-            meta.SourceApplicationEntityTitle = requestor.ae_title
+        # The source is the peer that sent the data set: the requestor on a server, the
+        # acceptor for the C-STORE sub-operations of our own C-GET.
+        side = "acceptor" if getattr(self.assoc, "is_requestor", False) else "requestor"
+        peer = getattr(self.assoc, side, None)
+        if peer is not None and peer.ae_title:
+            meta.SourceApplicationEntityTitle = peer.ae_title
         return meta
 
     def encoded_dataset(self, include_meta: bool = True) -> bytes:
