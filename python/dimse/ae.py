@@ -1006,7 +1006,13 @@ class Server:
                 (c for c in candidates if c["transfer_syntax"] in dsutils.UNCOMPRESSED), None
             )
         if chosen is None:
-            LOGGER.warning("no context on which the requestor accepts %s as SCP", sop_class)
+            LOGGER.warning(
+                "C-GET sub-operation failed: no context on which the requestor takes the SCP "
+                "role for %s in %s (it accepted it as SCP in: %s)",
+                sop_class,
+                own_ts or "an uncompressed transfer syntax",
+                ", ".join(c["transfer_syntax"] for c in candidates) or "none",
+            )
             return "failed"
         request = {
             "type": "C-STORE-RQ",

@@ -70,6 +70,17 @@ _MODELS = {
 
 _UNCOMPRESSED = frozenset(DEFAULT_TRANSFER_SYNTAXES)
 
+#: The built-in defaults of the options a configuration file may set.
+_BUILT_IN: dict[str, Any] = {
+    "aetitle": DEFAULT_AE_TITLE,
+    "port": DEFAULT_PORT,
+    "bind": "0.0.0.0",
+    "data_dir": DEFAULT_DATA_DIR,
+    "max_associations": 32,
+    "fsync": False,
+    "layout": "study",
+}
+
 #: Configuration keys and the command-line option (dest) each one sets.
 _CONFIG_KEYS = {
     "ae_title": "aetitle",
@@ -132,7 +143,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     scp.add_listen_options(parser, DEFAULT_AE_TITLE)
     common.add_logging_options(parser)
-    parser.set_defaults(run=run)
+    # Options the configuration file may set start as None, so that one given on the
+    # command line is told apart from a default, even when it has the default's value.
+    parser.set_defaults(run=run, **dict.fromkeys(_BUILT_IN, None))
 
 
 def load_config(path: Path) -> dict[str, Any]:
@@ -185,11 +198,11 @@ def _parse_destination(text: str) -> tuple[str, tuple[str, int]]:
     return _destination_title(title), (host, int(port))
 
 
-def _resolve(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> dict[str, Any]:
+def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Settings: the command line where given, else the configuration file, else defaults."""
     config = load_config(args.config) if args.config else {"destinations": {}}
     for key, dest in _CONFIG_KEYS.items():
-        if key in config and getattr(args, dest) == parser_defaults.get(dest):
+        if key in config and getattr(args, dest) is None:
             value = config[key]
             try:
                 if dest == "aetitle":
@@ -208,6 +221,9 @@ def _resolve(args: argparse.Namespace, parser_defaults: dict[str, Any]) -> dict[
             except argparse.ArgumentTypeError as e:
                 raise common.UsageError(f"{args.config}: {key}: {e}") from e
             setattr(args, dest, value)
+    for dest, default in _BUILT_IN.items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
     destinations = dict(config["destinations"])
     destinations.update(_parse_destination(d) for d in args.move_destination)
     return destinations
@@ -244,6 +260,9 @@ class QRServer:
         try:
             record = self.index.add(instance.path)
         except IndexingError as e:
+            LOGGER.warning(
+                "refused %s from %s: %s", instance.path.name, instance.calling_ae_title, e
+            )
             instance.path.unlink(missing_ok=True)
             # PS3.4 Table B.2-1: A9xx Data Set does not match SOP Class.
             return 0xA900, f"not indexed: {e}"
@@ -352,29 +371,41 @@ def _failure(error: QueryError) -> Dataset:
 
 
 def _contexts_for(records: list[InstanceRecord]) -> list[Any]:
-    """The contexts a C-MOVE proposes to its destination: one per SOP class of the
-    instances, with their transfer syntaxes (and the uncompressed ones, so that an
-    uncompressed file can be converted when the destination prefers another); at most
-    128 (PS3.8 9.3.2.2: odd context IDs 1-255)."""
-    by_class: dict[str, list[str]] = {}
+    """The contexts a C-MOVE proposes to its destination. A destination accepts one
+    transfer syntax per context, so per SOP class: one context for its uncompressed
+    instances (their syntaxes first, then the other uncompressed ones, so that the
+    destination may choose and the file be converted), and one per compressed syntax
+    (compressed data is sent as it is). At most 128 (PS3.8 9.3.2.2: odd IDs 1-255)."""
+    uncompressed: dict[str, list[str]] = {}
+    compressed: dict[tuple[str, str], None] = {}
     for r in records:
-        syntaxes = by_class.setdefault(r.sop_class_uid, [])
-        if r.transfer_syntax_uid not in syntaxes:
-            syntaxes.append(r.transfer_syntax_uid)
-    contexts = []
-    for sop_class, syntaxes in by_class.items():
-        if any(ts in _UNCOMPRESSED for ts in syntaxes):
-            syntaxes += [ts for ts in DEFAULT_TRANSFER_SYNTAXES if ts not in syntaxes]
-        contexts.append(build_context(sop_class, syntaxes))
+        if r.transfer_syntax_uid in _UNCOMPRESSED:
+            syntaxes = uncompressed.setdefault(r.sop_class_uid, [])
+            if r.transfer_syntax_uid not in syntaxes:
+                syntaxes.append(r.transfer_syntax_uid)
+        else:
+            compressed[(r.sop_class_uid, r.transfer_syntax_uid)] = None
+    contexts = [
+        build_context(
+            sop_class, syntaxes + [ts for ts in DEFAULT_TRANSFER_SYNTAXES if ts not in syntaxes]
+        )
+        for sop_class, syntaxes in uncompressed.items()
+    ]
+    contexts += [build_context(sop_class, [ts]) for sop_class, ts in compressed]
     if not contexts:
         contexts.append(build_context(sop.Verification))
+    if len(contexts) > 128:
+        LOGGER.warning(
+            "C-MOVE: %d presentation contexts needed, 128 proposed: the instances of the "
+            "others fail",
+            len(contexts),
+        )
     return contexts[:128]
 
 
 def run(args: argparse.Namespace) -> int:
     out = common.Console(args)
-    defaults = {k: v for k, v in vars(_defaults_namespace()).items()}
-    destinations = _resolve(args, defaults)
+    destinations = _resolve(args)
     server_state = QRServer(
         args.data_dir, destinations, args.aetitle, layout=args.layout, fsync=args.fsync
     )
@@ -396,11 +427,3 @@ def run(args: argparse.Namespace) -> int:
         return scp.serve(server, out, "qrscp")
     finally:
         server_state.index.close()
-
-
-def _defaults_namespace() -> argparse.Namespace:
-    """The parser's defaults, to tell options given on the command line from defaults."""
-    parser = argparse.ArgumentParser(allow_abbrev=False)
-    sub = parser.add_subparsers()
-    register(sub)
-    return sub.choices["qrscp"].parse_args([])

@@ -623,7 +623,7 @@ fn large_data_set_is_fragmented_for_the_peer_and_reassembled() {
     };
     assert_eq!(message.context_id, CT_CTX);
     assert_eq!(decode(&message), store_rq(1));
-    assert_eq!(message.dataset.as_ref(), Some(&dataset));
+    assert_eq!(message.dataset_bytes().as_ref(), Some(&dataset));
 
     // The other way, within the requestor's 2048, delivered in awkward 333-byte reads.
     let dataset = payload(7_000).slice(1..);
@@ -652,7 +652,7 @@ fn large_data_set_is_fragmented_for_the_peer_and_reassembled() {
         other => panic!("expected one Message, got {other:?}"),
     };
     assert_eq!(decode(&message), store_rq(2));
-    assert_eq!(message.dataset, Some(dataset));
+    assert_eq!(message.dataset_bytes(), Some(dataset));
     link.nothing_pending();
 }
 
@@ -1558,7 +1558,7 @@ fn read_hint_is_never_zero_nor_past_the_next_pdu() {
         };
         let id = u16::try_from(i + 1).unwrap();
         assert_eq!(decode(m), store_rq(id));
-        assert_eq!(m.dataset, Some(payload(usize::from(id) * 5000)));
+        assert_eq!(m.dataset_bytes(), Some(payload(usize::from(id) * 5000)));
     }
     // A header announcing more than we accept: the hint does not follow it.
     link.acc
@@ -1625,7 +1625,7 @@ fn limits_are_enforced() {
     link.req_to_acc();
     assert!(matches!(
         events(&mut link.acc).as_slice(),
-        [AssociationEvent::Message(m)] if m.dataset.as_ref().map(Bytes::len) == Some(1000)
+        [AssociationEvent::Message(m)] if m.dataset.as_ref().map(|d| d.len()) == Some(1000)
     ));
     link.req
         .send_message(
@@ -1704,7 +1704,7 @@ fn several_pdvs_in_one_p_data_tf() {
         })
         .collect();
     assert_eq!(decode(messages[0]), store_rq(4));
-    assert_eq!(messages[0].dataset, Some(dataset));
+    assert_eq!(messages[0].dataset_bytes(), Some(dataset));
     assert_eq!(
         (messages[1].context_id, decode(messages[1])),
         (CT_CTX, echo_rq(5))
@@ -1751,7 +1751,7 @@ fn data_set_sent_in_parts_arrives_as_one_message() {
         [AssociationEvent::Message(m)] => m.clone(),
         other => panic!("expected one Message, got {other:?}"),
     };
-    assert_eq!(message.dataset, Some(dataset));
+    assert_eq!(message.dataset_bytes(), Some(dataset));
 
     // An empty last part is one empty last fragment.
     link.req

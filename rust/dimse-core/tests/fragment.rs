@@ -7,7 +7,7 @@
 
 use bytes::{Bytes, BytesMut};
 use dimse_core::message::command::{CEchoRq, CStoreRq};
-use dimse_core::message::fragment::{PDataFragment, DEFAULT_MAX_COMMAND_LENGTH};
+use dimse_core::message::fragment::{PDataFragment, Payload, DEFAULT_MAX_COMMAND_LENGTH};
 use dimse_core::message::{
     Command, CommandError, CommandSet, Fragmenter, MessageAssembler, Priority, ReassemblyError,
     ReceivedMessage,
@@ -207,7 +207,7 @@ fn empty_data_set_is_one_empty_last_fragment() {
         Some(ReceivedMessage {
             context_id: 7,
             command: CommandSet::decode(&command).unwrap(),
-            dataset: Some(Bytes::new()),
+            dataset: Some(Bytes::new().into()),
         })
     );
     assert!(!assembler.in_progress());
@@ -266,7 +266,7 @@ fn encode_message_is_the_fragments_back_to_back() {
         [ReceivedMessage {
             context_id: 1,
             command: CommandSet::decode(&command).unwrap(),
-            dataset: Some(dataset),
+            dataset: Some(dataset.into()),
         }]
     );
 }
@@ -334,7 +334,7 @@ fn data_before_command() {
         None
     );
     let message = assembler.push(pdv(1, LAST, &[9, 9])).unwrap().unwrap();
-    assert_eq!(message.dataset, Some(Bytes::from_static(&[9, 9])));
+    assert_eq!(message.dataset_bytes(), Some(Bytes::from_static(&[9, 9])));
 }
 
 #[test]
@@ -416,7 +416,7 @@ fn data_set_size_limit() {
     assembler.push(pdv(1, 0x00, &[0; 6])).unwrap();
     let message = assembler.push(pdv(1, LAST, &[1; 4])).unwrap().unwrap();
     assert_eq!(
-        message.dataset.as_deref(),
+        message.dataset_bytes().as_deref(),
         Some(&[0, 0, 0, 0, 0, 0, 1, 1, 1, 1][..])
     );
     // The count restarts with each message: a second message of 6 + 4 bytes passes too.
@@ -506,7 +506,7 @@ fn messages_back_to_back_on_different_contexts() {
         .map(|(ctx, command, dataset)| ReceivedMessage {
             context_id: *ctx,
             command: CommandSet::decode(command).unwrap(),
-            dataset: dataset.clone(),
+            dataset: dataset.clone().map(Payload::from),
         })
         .collect();
     assert_eq!(got, expected);
@@ -566,7 +566,7 @@ proptest! {
             Some(ReceivedMessage {
                 context_id: ctx,
                 command: CommandSet::decode(&command).unwrap(),
-                dataset,
+                dataset: dataset.map(Payload::from),
             })
         );
     }
@@ -602,8 +602,52 @@ proptest! {
             vec![ReceivedMessage {
                 context_id: 3,
                 command: CommandSet::decode(&command).unwrap(),
-                dataset: Some(dataset),
+                dataset: Some(dataset.into()),
             }]
         );
     }
+}
+
+#[test]
+fn payload_keeps_parts_and_compares_by_content() {
+    let whole = Payload::from(Bytes::from_static(b"abcdefgh"));
+    let split = Payload::from_parts([
+        Bytes::from_static(b"abc"),
+        Bytes::new(),
+        Bytes::from_static(b"de"),
+        Bytes::from_static(b"fgh"),
+    ]);
+    assert_eq!(split.parts().len(), 3, "empty parts are dropped");
+    assert_eq!(split.len(), 8);
+    assert_eq!(split, whole);
+    assert_ne!(split, Payload::from(Bytes::from_static(b"abcdefgX")));
+    assert_ne!(split, Payload::from(Bytes::from_static(b"abcdefg")));
+    assert_eq!(split.to_bytes(), Bytes::from_static(b"abcdefgh"));
+    assert_eq!(split.prefix(4), Bytes::from_static(b"abcd"));
+    assert_eq!(split.prefix(2), Bytes::from_static(b"ab"));
+    assert_eq!(split.prefix(100), Bytes::from_static(b"abcdefgh"));
+    let mut out = [0u8; 8];
+    split.copy_to_slice(&mut out);
+    assert_eq!(&out, b"abcdefgh");
+    assert!(Payload::default().is_empty());
+    assert_eq!(Payload::default().to_bytes(), Bytes::new());
+}
+
+#[test]
+fn reassembled_data_set_is_not_joined() {
+    let mut assembler = MessageAssembler::new(usize::MAX);
+    let command = CStoreRq {
+        affected_sop_class_uid: "1.2".into(),
+        message_id: 1,
+        affected_sop_instance_uid: "1.2.3".into(),
+        ..Default::default()
+    };
+    let command = Command::CStoreRq(command).encode(true).unwrap();
+    assembler.push(pdv(1, COMMAND | LAST, &command)).unwrap();
+    assembler.push(pdv(1, 0x00, &[1; 6])).unwrap();
+    assembler.push(pdv(1, 0x00, &[2; 6])).unwrap();
+    let message = assembler.push(pdv(1, LAST, &[3; 4])).unwrap().unwrap();
+    let payload = message.dataset.unwrap();
+    assert_eq!(payload.parts().len(), 3);
+    assert_eq!(payload.len(), 16);
 }

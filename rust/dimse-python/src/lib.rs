@@ -322,7 +322,10 @@ impl MessageAssembler {
                 out.push((
                     context_id,
                     PyBytes::new(py, &command.encode()),
-                    dataset.map(|d| PyBytes::new(py, &d)),
+                    dataset
+                        .as_ref()
+                        .map(|d| net::payload_bytes(py, d))
+                        .transpose()?,
                 ));
             }
         }

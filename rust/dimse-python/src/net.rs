@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use dimse_core::association::{AssociationEvent, Limits};
 use dimse_core::message::command::{CEchoRsp, Command};
-use dimse_core::message::fragment::ReceivedMessage;
+use dimse_core::message::fragment::{Payload, ReceivedMessage};
 use dimse_core::message::Status;
 use dimse_core::negotiation::{
     AcceptorHooks, AcceptorParams, CommonExtendedNegotiation, ExtendedNegotiation, RequestorParams,
@@ -256,12 +256,24 @@ fn event_to_py<'py>(py: Python<'py>, event: AssociationEvent) -> PyResult<Bound<
     })
 }
 
+/// A received data set as a Python bytes object: its parts copied once, straight into
+/// the object's buffer (no joined copy in between).
+pub fn payload_bytes<'py>(py: Python<'py>, payload: &Payload) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, payload.len(), |buf| {
+        payload.copy_to_slice(buf);
+        Ok(())
+    })
+}
+
 fn message_tuple<'py>(py: Python<'py>, m: ReceivedMessage) -> PyResult<Bound<'py, PyTuple>> {
     (
         "message",
         m.context_id,
         PyBytes::new(py, &m.command.encode()),
-        m.dataset.map(|d| PyBytes::new(py, &d)),
+        m.dataset
+            .as_ref()
+            .map(|d| payload_bytes(py, d))
+            .transpose()?,
     )
         .into_pyobject(py)
 }
@@ -616,7 +628,11 @@ impl net::Service for PyService {
             let joined = tokio::task::spawn_blocking(move || {
                 Python::attach(|py| -> PyResult<Vec<Response>> {
                     let command = PyBytes::new(py, &message.command.encode());
-                    let dataset = message.dataset.as_ref().map(|d| PyBytes::new(py, d));
+                    let dataset = message
+                        .dataset
+                        .as_ref()
+                        .map(|d| payload_bytes(py, d))
+                        .transpose()?;
                     let responder = Py::new(py, Responder { inner: responder })?;
                     let out = dispatch.call1(
                         py,
@@ -702,7 +718,10 @@ impl Responder {
                 (
                     m.context_id,
                     PyBytes::new(py, &m.command.encode()),
-                    m.dataset.map(|d| PyBytes::new(py, &d)),
+                    m.dataset
+                        .as_ref()
+                        .map(|d| payload_bytes(py, d))
+                        .transpose()?,
                 )
                     .into_pyobject(py)
             })

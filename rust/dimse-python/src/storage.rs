@@ -129,6 +129,7 @@ impl NativeStorage {
         if self.discard {
             return Ok((Status::SUCCESS, None));
         }
+        let parts: Vec<&[u8]> = dataset.parts().iter().map(|p| p.as_ref()).collect();
         let calling = info.negotiated.calling_ae_title.as_str().into_owned();
         // A title a peer sent is recorded only when it is a valid AE value (PS3.5 6.2).
         let source = Some(calling.trim())
@@ -139,7 +140,7 @@ impl NativeStorage {
             sop_instance_uid: &rq.affected_sop_instance_uid,
             transfer_syntax_uid: transfer_syntax,
             source_ae_title: source,
-            dataset,
+            dataset: &parts,
         };
         let path = self.store.store(&instance).map_err(|e| match e {
             // PS3.4 Table B.2-1: A7xx Refused: Out of Resources.
@@ -224,7 +225,7 @@ pub fn store_file(
         sop_instance_uid,
         transfer_syntax_uid,
         source_ae_title,
-        dataset,
+        dataset: &[dataset],
     };
     py.detach(|| store.store(&instance)).map_err(|e| match e {
         StoreError::Meta(_) => raise(Kind::InvalidArgument, e.to_string()),

@@ -102,7 +102,7 @@ fn check_message(message: &ReceivedMessage, model: &Model, last: &PresentationDa
         Some(dataset) => {
             assert!(!last.is_command() && command.has_dataset());
             assert_eq!(
-                dataset[..],
+                dataset.to_bytes()[..],
                 model.data[..],
                 "data set bytes differ from the PDVs"
             );
@@ -212,7 +212,7 @@ fn check_fragmenter(input: &[u8]) {
     let message = received.expect("the last fragment completes the message");
     assert_eq!(message.context_id, *context_id);
     assert_eq!(message.command, command);
-    assert_eq!(message.dataset, dataset);
+    assert_eq!(message.dataset_bytes(), dataset);
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -8,8 +8,9 @@
 //! once into its send buffer with [`PDataFragment::encode_into`]).
 //!
 //! Receiving: [`MessageAssembler`] is fed PDVs in arrival order and returns a message
-//! once its last fragment is in. A data set in one fragment is passed on without a copy;
-//! one in several fragments is joined once.
+//! once its last fragment is in. The data set is handed on as the [`Payload`] of its
+//! fragments, never joined here: a consumer copies it once to where it goes (a file with
+//! one vectored write, a Python bytes object), or joins it if it must.
 
 use bytes::{Bytes, BytesMut};
 
@@ -160,12 +161,130 @@ impl Fragmenter {
 }
 
 /// A reassembled message: its presentation context, its command set, and its data set
-/// bytes (encoded in the context's transfer syntax), if any.
+/// (encoded in the context's transfer syntax), if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceivedMessage {
     pub context_id: u8,
     pub command: CommandSet,
-    pub dataset: Option<Bytes>,
+    pub dataset: Option<Payload>,
+}
+
+impl ReceivedMessage {
+    /// The data set as one contiguous buffer (a copy unless it came in one fragment).
+    pub fn dataset_bytes(&self) -> Option<Bytes> {
+        self.dataset.as_ref().map(Payload::to_bytes)
+    }
+}
+
+/// A received data set: the payloads of its fragments in order, as they arrived (slices
+/// of the received PDUs). Two payloads are equal when their bytes are, however split.
+#[derive(Debug, Clone, Default)]
+pub struct Payload {
+    parts: Vec<Bytes>,
+    len: usize,
+}
+
+impl Payload {
+    /// The payload of these parts (empty parts are dropped).
+    pub fn from_parts(parts: impl IntoIterator<Item = Bytes>) -> Payload {
+        let parts: Vec<Bytes> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+        let len = parts.iter().map(Bytes::len).sum();
+        Payload { parts, len }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The parts, in order.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// One contiguous buffer: no copy for a single part, one copy otherwise.
+    pub fn to_bytes(&self) -> Bytes {
+        match self.parts.as_slice() {
+            [] => Bytes::new(),
+            [one] => one.clone(),
+            parts => {
+                let mut joined = BytesMut::with_capacity(self.len);
+                for p in parts {
+                    joined.extend_from_slice(p);
+                }
+                joined.freeze()
+            }
+        }
+    }
+
+    /// Copies the bytes into `out`, which must be exactly [`Payload::len`] long.
+    ///
+    /// # Panics
+    /// When `out` has another length: a caller's bug, never a peer's doing.
+    pub fn copy_to_slice(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.len, "Payload::copy_to_slice: wrong length");
+        let mut at = 0;
+        for p in &self.parts {
+            out[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+    }
+
+    /// The first `n` bytes (or all, when shorter), joined: enough to look at the start of
+    /// a data set without copying all of it.
+    pub fn prefix(&self, n: usize) -> Bytes {
+        match self.parts.first() {
+            Some(first) if first.len() >= n || self.parts.len() == 1 => {
+                first.slice(..n.min(first.len()))
+            }
+            _ => {
+                let mut out = BytesMut::with_capacity(n.min(self.len));
+                for p in &self.parts {
+                    let take = (n - out.len()).min(p.len());
+                    out.extend_from_slice(&p[..take]);
+                    if out.len() == n {
+                        break;
+                    }
+                }
+                out.freeze()
+            }
+        }
+    }
+}
+
+impl From<Bytes> for Payload {
+    fn from(b: Bytes) -> Payload {
+        Payload::from_parts([b])
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Payload {
+        Payload::from(Bytes::from(v))
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        if self.len != other.len {
+            return false;
+        }
+        let mut a = self.parts.iter().flat_map(|p| p.iter());
+        let mut b = other.parts.iter().flat_map(|p| p.iter());
+        a.by_ref().zip(b.by_ref()).all(|(x, y)| x == y)
+    }
+}
+
+impl Eq for Payload {}
+
+impl PartialEq<[u8]> for Payload {
+    fn eq(&self, other: &[u8]) -> bool {
+        *self == Payload::from(Bytes::copy_from_slice(other))
+    }
 }
 
 /// Why a sequence of PDVs is not a valid message (PS3.8 Annex E; PS3.7 8.1). A peer that
@@ -322,16 +441,9 @@ impl MessageAssembler {
                     };
                     return Ok(None);
                 }
-                let dataset = match self.chunks.len() {
-                    0 => Bytes::new(),
-                    1 => self.chunks.pop().unwrap_or_default(),
-                    _ => {
-                        let mut joined = BytesMut::with_capacity(self.data_len);
-                        for c in self.chunks.drain(..) {
-                            joined.extend_from_slice(&c);
-                        }
-                        joined.freeze()
-                    }
+                let dataset = Payload {
+                    parts: std::mem::take(&mut self.chunks),
+                    len: self.data_len,
                 };
                 self.data_len = 0;
                 Ok(Some(ReceivedMessage {

@@ -54,9 +54,14 @@ pub struct Instance<'a> {
     pub transfer_syntax_uid: &'a str,
     /// (0002,0016) Source Application Entity Title: the peer that sent it.
     pub source_ae_title: Option<&'a str>,
-    /// The data set, encoded in `transfer_syntax_uid`.
-    pub dataset: &'a [u8],
+    /// The data set, encoded in `transfer_syntax_uid`, in parts as it arrived (written
+    /// with one vectored write, never joined).
+    pub dataset: &'a [&'a [u8]],
 }
+
+/// How much of the start of a data set is joined to look for the Study and Series
+/// Instance UIDs (groups 0008-0020 come long before any bulk data).
+const SCAN_PREFIX: usize = 256 * 1024;
 
 /// Why an instance was not written.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +109,9 @@ impl FileStore {
         let mut path = self.root.clone();
         if self.layout == Layout::Study {
             let encoding = scan::Encoding::of_transfer_syntax(instance.transfer_syntax_uid);
+            let prefix = join_prefix(instance.dataset, SCAN_PREFIX);
             let found = scan::find_elements(
-                instance.dataset,
+                &prefix,
                 encoding,
                 &[STUDY_INSTANCE_UID, SERIES_INSTANCE_UID],
             );
@@ -167,7 +173,7 @@ impl FileStore {
         Ok(path)
     }
 
-    fn write_new(&self, temp: &Path, header: &[u8], dataset: &[u8]) -> Result<(), StoreError> {
+    fn write_new(&self, temp: &Path, header: &[u8], dataset: &[&[u8]]) -> Result<(), StoreError> {
         let io = |op: &'static str| {
             let path = temp.to_path_buf();
             move |source| StoreError::Io { op, path, source }
@@ -189,19 +195,46 @@ impl FileStore {
 const STUDY_INSTANCE_UID: u32 = 0x0020_000D;
 const SERIES_INSTANCE_UID: u32 = 0x0020_000E;
 
-/// Header and data set in as few system calls as the kernel allows, without joining them.
-fn write_all_vectored(file: &mut File, header: &[u8], dataset: &[u8]) -> io::Result<()> {
-    let (mut a, mut b) = (header, dataset);
-    while !a.is_empty() {
-        let n = file.write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])?;
+/// Header and data set parts in as few system calls as the kernel allows, without
+/// joining them.
+fn write_all_vectored(file: &mut File, header: &[u8], dataset: &[&[u8]]) -> io::Result<()> {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(dataset.len() + 1);
+    parts.push(header);
+    parts.extend(dataset.iter().copied().filter(|p| !p.is_empty()));
+    let mut first = 0;
+    while first < parts.len() {
+        // The kernel takes at most IOV_MAX (1024) slices per call.
+        let slices: Vec<io::IoSlice<'_>> = parts[first..]
+            .iter()
+            .take(1024)
+            .map(|p| io::IoSlice::new(p))
+            .collect();
+        let mut n = file.write_vectored(&slices)?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        let from_a = n.min(a.len());
-        a = &a[from_a..];
-        b = &b[n - from_a..];
+        while first < parts.len() && n >= parts[first].len() {
+            n -= parts[first].len();
+            first += 1;
+        }
+        if n > 0 {
+            parts[first] = &parts[first][n..];
+        }
     }
-    file.write_all(b)
+    Ok(())
+}
+
+/// The first `n` bytes of the parts, joined (all of them when shorter).
+fn join_prefix(parts: &[&[u8]], n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n.min(parts.iter().map(|p| p.len()).sum()));
+    for p in parts {
+        let take = (n - out.len()).min(p.len());
+        out.extend_from_slice(&p[..take]);
+        if out.len() == n {
+            break;
+        }
+    }
+    out
 }
 
 fn temp_name(path: &Path) -> PathBuf {
@@ -248,7 +281,7 @@ pub fn component(uid: &str) -> String {
 mod tests {
     use super::*;
 
-    fn instance<'a>(uid: &'a str, data: &'a [u8]) -> Instance<'a> {
+    fn instance<'a>(uid: &'a str, data: &'a [&'a [u8]]) -> Instance<'a> {
         Instance {
             sop_class_uid: "1.2.840.10008.5.1.4.1.1.2",
             sop_instance_uid: uid,
@@ -288,7 +321,10 @@ mod tests {
         let dir = temp_dir("write");
         let store = FileStore::new(&dir, Layout::Flat, Durability::Fsync);
         let path = store
-            .store(&instance("1.2.3", b"\x08\x00\x60\x00\x02\x00\x00\x00CT"))
+            .store(&instance(
+                "1.2.3",
+                &[b"\x08\x00\x60\x00", b"\x02\x00\x00\x00CT"],
+            ))
             .unwrap();
         assert_eq!(path, dir.join("1.2.3.dcm"));
         let bytes = fs::read(&path).unwrap();
@@ -303,7 +339,7 @@ mod tests {
             b"\x08\x00\x60\x00\x02\x00\x00\x00CT"
         );
         // The same instance again: replaced, and no temporary file left behind.
-        store.store(&instance("1.2.3", b"")).unwrap();
+        store.store(&instance("1.2.3", &[])).unwrap();
         let names: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -313,15 +349,38 @@ mod tests {
     }
 
     #[test]
+    fn many_parts_are_written_in_order() {
+        // More parts than one vectored write takes (IOV_MAX), of odd sizes.
+        let data: Vec<u8> = (0..3000u32)
+            .flat_map(|i| vec![i as u8; (i % 7) as usize])
+            .collect();
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut at = 0;
+        for i in 0..3000usize {
+            parts.push(&data[at..at + i % 7]);
+            at += i % 7;
+        }
+        let dir = temp_dir("parts");
+        let store = FileStore::new(&dir, Layout::Flat, Durability::Rename);
+        let path = store.store(&instance("7.7", &parts)).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        let header = crate::filemeta::parse(&bytes).unwrap();
+        assert_eq!(&bytes[header.data_offset as usize..], &data[..]);
+        assert_eq!(join_prefix(&parts, 10), data[..10].to_vec());
+        assert_eq!(join_prefix(&parts, usize::MAX), data);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn hostile_uid_stays_inside() {
         let dir = temp_dir("hostile");
         let store = FileStore::new(&dir, Layout::Flat, Durability::Rename);
         // Not digits and dots: refused (the File Meta Information cannot carry it).
-        let err = store.store(&instance("../../escape", b"")).unwrap_err();
+        let err = store.store(&instance("../../escape", &[])).unwrap_err();
         assert!(matches!(err, StoreError::Meta(_)), "{err}");
         // Digits and dots but not a valid UID: written under a digest, inside the folder.
         for uid in ["1..2", "..", "1.2.", "00.01"] {
-            let path = store.store(&instance(uid, b"")).unwrap();
+            let path = store.store(&instance(uid, &[])).unwrap();
             assert_eq!(path.parent(), Some(dir.as_path()), "{uid}");
         }
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 4);
@@ -339,7 +398,9 @@ mod tests {
             data.extend_from_slice(&(v.len() as u32).to_le_bytes());
             data.extend_from_slice(v);
         }
-        let path = store.store(&instance("5.6", &data)).unwrap();
+        let path = store
+            .store(&instance("5.6", &[&data[..7], &data[7..]]))
+            .unwrap();
         let rel = path.strip_prefix(&dir).unwrap();
         let parts: Vec<_> = rel
             .iter()
@@ -349,7 +410,7 @@ mod tests {
         assert!(parts[1].starts_with('x'), "{parts:?}");
         assert_eq!(parts[2], "5.6.dcm");
         // Without the UIDs in the data set: "unknown" folders.
-        let path = store.store(&instance("5.7", b"")).unwrap();
+        let path = store.store(&instance("5.7", &[])).unwrap();
         assert_eq!(path, dir.join("unknown").join("unknown").join("5.7.dcm"));
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -361,7 +422,7 @@ mod tests {
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
         fs::write(&dir, b"not a folder").unwrap();
         let store = FileStore::new(dir.join("sub"), Layout::Flat, Durability::Rename);
-        let err = store.store(&instance("1.2", b"")).unwrap_err();
+        let err = store.store(&instance("1.2", &[])).unwrap_err();
         assert!(err.to_string().contains("cannot create folder"), "{err}");
         fs::remove_file(&dir).unwrap();
     }
