@@ -18,6 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate
 from dimse import AE, _core, evt, sop
 from dimse.exceptions import InvalidArgument, StorageFailed
 from dimse.storage import FileStorage, StoredInstance
+from peers import dcmtk_env, dcmtk_tool, free_port
 
 LOOPBACK = "127.0.0.1"
 
@@ -262,8 +263,6 @@ def test_a_failed_write_is_out_of_resources_and_leaves_no_file(tmp_path):
 
 def test_storescp_app_with_dcmtk_storescu(tmp_path):
     """DCMTK's storescu -> ``dimse storescp``: the data sets arrive byte-identical."""
-    from tests.peers import dcmtk_env, dcmtk_tool, free_port
-
     sources = []
     for _ in range(3):
         ds = ct(5000)
