@@ -86,12 +86,7 @@ def add_listen_options(parser: argparse.ArgumentParser, default_aet: str) -> Non
 
 def make_scp_ae(args: argparse.Namespace) -> AE:
     """The AE of an SCP app, from the listen options."""
-    ae = AE(args.aetitle)
-    ae.maximum_pdu_size = args.max_pdu
-    ae.connection_timeout = args.connection_timeout
-    ae.acse_timeout = args.acse_timeout
-    ae.dimse_timeout = args.dimse_timeout
-    ae.network_timeout = args.network_timeout
+    ae = common.make_ae(args)
     ae.maximum_associations = args.max_associations
     ae.require_called_aet = bool(args.require_called_aet)
     return ae
