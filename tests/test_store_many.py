@@ -145,3 +145,46 @@ def test_window_must_be_positive(server):
             assoc.send_c_store_many([ct()], window=0)
     finally:
         assoc.release()
+
+
+@pytest.mark.parametrize(("proposed", "expected"), [(None, 1), (3, 3), (16, 6)])
+def test_scp_performs_up_to_the_window_at_once(proposed, expected):
+    """The SCP runs as many requests of one association at once as the requestor may
+    invoke (granted: at most 6 here), never more, and answers each by its Message ID."""
+    lock = threading.Lock()
+    now = {"running": 0, "most": 0}
+
+    def on_store(event):
+        with lock:
+            now["running"] += 1
+            now["most"] = max(now["most"], now["running"])
+        threading.Event().wait(0.15)
+        with lock:
+            now["running"] -= 1
+        return 0xB000 if int(event.dataset.PatientID[1:]) % 2 else 0x0000
+
+    ae = AE("STORESCP")
+    ae.handler_threads = 8
+    ae.add_supported_context(sop.CTImageStorage, [ExplicitVRLittleEndian])
+    srv = ae.start_server(
+        (LOOPBACK, 0),
+        block=False,
+        evt_handlers=[
+            (evt.EVT_C_STORE, on_store),
+            (evt.EVT_ASYNC_OPS, lambda event: (min(event.nr_invoked, 6), 1)),
+        ],
+    )
+    try:
+        assoc = associate(srv.server_address[1], proposed)
+        try:
+            datasets = [ct(n) for n in range(12)]
+            results = list(assoc.send_c_store_many(datasets))
+        finally:
+            assoc.release()
+    finally:
+        srv.shutdown()
+    assert now["most"] == expected
+    by_uid = {str(ds.SOPInstanceUID): int(status.Status) for ds, status in results}
+    assert by_uid == {
+        str(ds.SOPInstanceUID): (0xB000 if n % 2 else 0) for n, ds in enumerate(datasets)
+    }

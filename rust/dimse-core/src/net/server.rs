@@ -1,7 +1,7 @@
 //! The acceptor side: listen, one task per association, a cap on associations, graceful
 //! shutdown. What to do with each request is the [`Service`]'s business.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -170,13 +170,16 @@ pub struct Origin<'a> {
 pub type NotifyFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The performing side of the DIMSE services: negotiation hooks and request handling.
-/// Requests of one association are handled one at a time, in order.
+/// Requests of one association are handled one at a time, in order, unless the requestor
+/// negotiated an asynchronous operations window: then up to that many at once (a C-GET,
+/// whose sub-operations use the association, always alone).
 pub trait Service: Send + Sync + 'static {
     /// The negotiation hooks for one incoming association.
     fn hooks(&self, peer: SocketAddr) -> Box<dyn AcceptorHooks + Send>;
     /// Handles one request: responses go out through `responder` as they come, then the
     /// ones returned. While it runs, the association's other requests wait (in order)
-    /// and a C-CANCEL-RQ for it sets `responder.is_cancelled()`.
+    /// beyond the negotiated window, and a C-CANCEL-RQ for it sets
+    /// `responder.is_cancelled()`.
     fn handle(
         &self,
         assoc: &AssociationInfo,
@@ -272,12 +275,27 @@ const MAX_QUEUED: usize = 16;
 /// Command Field of C-CANCEL-RQ (PS3.7 E.1).
 const C_CANCEL_RQ: u16 = 0x0FFF;
 
-/// The handler at work on one request.
+/// Command Field of C-GET-RQ: its handler sends C-STORE sub-operations on this
+/// association and reads their responses, so it runs alone (PS3.4 C.4.3).
+const C_GET_RQ: u16 = 0x0010;
+/// Operations performed at once on one association, at most, whatever the window.
+const MAX_PERFORMED: usize = 64;
+
+/// A handler at work on one request.
 struct Running {
-    task: tokio::task::JoinHandle<Vec<Response>>,
-    message_id: u16,
     cancelled: Arc<AtomicBool>,
     replies: mpsc::Sender<ReceivedMessage>,
+    /// A C-GET: nothing else runs beside it.
+    exclusive: bool,
+}
+
+/// How many operations may be performed at once on an association: the number the
+/// requestor may invoke asynchronously (PS3.7 D.3.3.3; 1 without the window item).
+fn performed_window(info: &AssociationInfo) -> usize {
+    match info.negotiated.async_ops.0 {
+        0 => MAX_PERFORMED,
+        n => usize::from(n).min(MAX_PERFORMED),
+    }
 }
 
 async fn send_response(
@@ -343,39 +361,65 @@ async fn serve_one(
     let mut info: Option<AssociationInfo> = None;
     let mut how = "closed";
     let mut watching = true;
-    // Requests wait here while a handler runs (PS3.7: one at a time per association
-    // unless asynchronous operations were negotiated); at most MAX_QUEUED, beyond which
-    // the association's events (and so its socket) are not read.
+    // Requests wait here until a handler may start: one at a time per association, or
+    // up to the asynchronous operations window the requestor negotiated (PS3.7
+    // D.3.3.3); at most MAX_QUEUED wait, beyond which the association's events (and so
+    // its socket) are not read.
     let mut queue: VecDeque<ReceivedMessage> = VecDeque::new();
     let mut cancelled_ids: HashSet<u16> = HashSet::new();
-    let mut running: Option<Running> = None;
+    let mut running: HashMap<u16, Running> = HashMap::new();
+    let mut tasks: tokio::task::JoinSet<(u16, Vec<Response>)> = tokio::task::JoinSet::new();
+    let mut task_ids: HashMap<tokio::task::Id, u16> = HashMap::new();
     let (resp_tx, mut resp_rx) = mpsc::channel::<Response>(EVENT_QUEUE);
     loop {
-        if running.is_none() {
-            if let (Some(message), Some(assoc)) = (queue.pop_front(), info.as_ref()) {
-                let id = message.command.get_us(tags::MESSAGE_ID).unwrap_or(0);
-                let cancelled = Arc::new(AtomicBool::new(cancelled_ids.remove(&id)));
-                let (reply_tx, reply_rx) = mpsc::channel(EVENT_QUEUE);
-                let responder = Responder {
-                    tx: resp_tx.clone(),
-                    cancelled: cancelled.clone(),
-                    replies: Arc::new(tokio::sync::Mutex::new(reply_rx)),
-                };
+        while let (Some(message), Some(assoc)) = (queue.front(), info.as_ref()) {
+            let id = message.command.get_us(tags::MESSAGE_ID).unwrap_or(0);
+            let exclusive = message.command.command_field() == Some(C_GET_RQ);
+            let room = running.len() < performed_window(assoc)
+                && !running.values().any(|r| r.exclusive)
+                && !(exclusive && !running.is_empty())
+                // Message IDs tell responses apart: a second request with the ID of one
+                // in progress waits for it (PS3.7 9.1.1.1 wants them unique).
+                && !running.contains_key(&id);
+            if !room {
+                break;
+            }
+            let Some(message) = queue.pop_front() else {
+                break;
+            };
+            let cancelled = Arc::new(AtomicBool::new(cancelled_ids.remove(&id)));
+            let (reply_tx, reply_rx) = mpsc::channel(EVENT_QUEUE);
+            let responder = Responder {
+                tx: resp_tx.clone(),
+                cancelled: cancelled.clone(),
+                replies: Arc::new(tokio::sync::Mutex::new(reply_rx)),
+            };
+            if running.is_empty() {
                 // The peer waits for our answer: its silence meanwhile is no idleness.
                 let _ = req_tx.send(Request::Hold(true)).await;
-                let task = tokio::spawn(service.handle(assoc, message, responder));
-                running = Some(Running {
-                    task,
-                    message_id: id,
+            }
+            let work = service.handle(assoc, message, responder);
+            let task = tasks.spawn(async move { (id, work.await) });
+            task_ids.insert(task.id(), id);
+            running.insert(
+                id,
+                Running {
                     cancelled,
                     replies: reply_tx,
-                });
-            }
+                    exclusive,
+                },
+            );
         }
         let finished = async {
-            match running.as_mut() {
-                Some(r) => (&mut r.task).await.unwrap_or_default(),
-                None => std::future::pending().await,
+            if tasks.is_empty() {
+                std::future::pending::<(Option<tokio::task::Id>, Vec<Response>)>().await
+            } else {
+                match tasks.join_next_with_id().await {
+                    Some(Ok((task, (_, finals)))) => (Some(task), finals),
+                    // A handler that panicked answers nothing; its slot is freed.
+                    Some(Err(e)) => (Some(e.id()), Vec::new()),
+                    None => (None, Vec::new()),
+                }
             }
         };
         tokio::select! {
@@ -384,8 +428,10 @@ async fn serve_one(
                     break;
                 }
             }
-            finals = finished => {
-                running = None;
+            (done, finals) = finished => {
+                if let Some(id) = done.and_then(|task| task_ids.remove(&task)) {
+                    running.remove(&id);
+                }
                 // Streamed responses the handler sent just before it returned come first.
                 while let Ok(response) = resp_rx.try_recv() {
                     let _ = send_response(&req_tx, &service, Origin { id, peer, info: info.as_ref() }, response).await;
@@ -393,7 +439,7 @@ async fn serve_one(
                 for response in finals {
                     let _ = send_response(&req_tx, &service, Origin { id, peer, info: info.as_ref() }, response).await;
                 }
-                if queue.is_empty() {
+                if queue.is_empty() && running.is_empty() {
                     let _ = req_tx.send(Request::Hold(false)).await;
                 }
             }
@@ -468,11 +514,9 @@ async fn serve_one(
                                 .command
                                 .get_us(tags::MESSAGE_ID_BEING_RESPONDED_TO)
                                 .unwrap_or(0);
-                            match running.as_ref() {
-                                Some(r) if r.message_id == target => {
-                                    r.cancelled.store(true, Ordering::Relaxed)
-                                }
-                                _ => {
+                            match running.get(&target) {
+                                Some(r) => r.cancelled.store(true, Ordering::Relaxed),
+                                None => {
                                     cancelled_ids.insert(target);
                                 }
                             }
@@ -481,7 +525,7 @@ async fn serve_one(
                             // C-STORE sub-operation). Without one it answers nothing.
                             // try_send: a peer sending responses nobody asked for must not
                             // block this loop; beyond the queue they are dropped.
-                            if let Some(r) = running.as_ref() {
+                            if let Some(r) = running.values().find(|r| r.exclusive) {
                                 let _ = r.replies.try_send(message);
                             }
                         } else {
