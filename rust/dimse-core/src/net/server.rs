@@ -377,7 +377,7 @@ async fn serve_one(
             let exclusive = message.command.command_field() == Some(C_GET_RQ);
             let room = running.len() < performed_window(assoc)
                 && !running.values().any(|r| r.exclusive)
-                && !(exclusive && !running.is_empty())
+                && (running.is_empty() || !exclusive)
                 // Message IDs tell responses apart: a second request with the ID of one
                 // in progress waits for it (PS3.7 9.1.1.1 wants them unique).
                 && !running.contains_key(&id);
