@@ -42,6 +42,7 @@ from dimse.exceptions import (
     NoAcceptedContext,
     NotEstablished,
 )
+from dimse.pool import AssociationPool, Peer, PoolClosed, PoolKey, PoolStats, PoolTimeout
 from dimse.presentation import (
     AllStoragePresentationContexts,
     ApplicationEventLoggingPresentationContexts,
@@ -100,6 +101,7 @@ __all__ = [
     "Association",
     "AssociationAborted",
     "AssociationError",
+    "AssociationPool",
     "AssociationRejected",
     "BasicWorklistManagementPresentationContexts",
     "ColorPalettePresentationContexts",
@@ -123,6 +125,11 @@ __all__ = [
     "NoAcceptedContext",
     "NotEstablished",
     "PduReader",
+    "Peer",
+    "PoolClosed",
+    "PoolKey",
+    "PoolStats",
+    "PoolTimeout",
     "PresentationContext",
     "PrintManagementPresentationContexts",
     "ProcedureStepPresentationContexts",

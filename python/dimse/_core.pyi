@@ -150,6 +150,7 @@ class Server:
         notify: Callable[[str, dict[str, Any], Any], None] | None = None,
         storage: dict[str, Any] | None = None,
         on_stored: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
+        reuse_port: bool = False,
     ) -> Server: ...
     @property
     def address(self) -> tuple[str, int]: ...

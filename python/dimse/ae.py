@@ -341,13 +341,17 @@ class AE:
         ae_title: str | None = None,
         contexts: Sequence[PresentationContext] | None = None,
         storage: FileStorage | None = None,
+        reuse_port: bool = False,
     ) -> Server | None:
         """Starts a server on ``address`` (host, port; port 0 picks a free one).
 
         With ``block=False`` returns the running Server (stop it with ``shutdown()``);
         with ``block=True`` serves until interrupted (Ctrl-C), then shuts down.
         With ``storage`` (a :class:`dimse.storage.FileStorage`) every C-STORE is written
-        to a file in Rust instead of going to an EVT_C_STORE handler.
+        to a file in Rust instead of going to an EVT_C_STORE handler. With
+        ``reuse_port`` (SO_REUSEPORT) several processes may listen on the same port, the
+        kernel spreading connections over them (one server per core, each with its own
+        GIL).
         """
         supported = list(contexts) if contexts is not None else self._supported
         if not supported:
@@ -355,7 +359,13 @@ class AE:
                 "no supported presentation context: call ae.add_supported_context() first"
             )
         server = Server(
-            self, address, supported, evt_handlers, ae_title or self._ae_title, storage
+            self,
+            address,
+            supported,
+            evt_handlers,
+            ae_title or self._ae_title,
+            storage,
+            reuse_port=reuse_port,
         )
         self._servers.append(server)
         if not block:
@@ -516,6 +526,7 @@ class Server:
         evt_handlers: Sequence[HandlerArg] | None,
         ae_title: str,
         storage: FileStorage | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.ae = ae
         self._storage = storage
@@ -554,6 +565,7 @@ class Server:
             notify=self._notify,
             storage=storage.settings() if storage is not None else None,
             on_stored=self._on_stored if storage and storage.on_stored else None,
+            reuse_port=reuse_port,
         )
         self._update_core()
         LOGGER.info("serving %s on %s:%s", ae_title, *self._core.address)

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         # argparse exits for --help/--version (0) and usage errors (2); a caller of main()
         # gets the code back instead.
         return e.code if isinstance(e.code, int) else 0 if e.code is None else 2
+    # What a process started for --workers repeats.
+    args.argv = list(argv)
     run = getattr(args, "run", None)
     if run is None:
         parser.print_help(sys.stderr)

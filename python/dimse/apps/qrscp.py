@@ -351,6 +351,7 @@ class QRServer:
             (args.bind, args.port),
             block=False,
             storage=self.storage,
+            reuse_port=scp.is_worker(),
             evt_handlers=[
                 *scp.negotiation_handlers(args),
                 (evt.EVT_C_FIND, self.on_find),
@@ -406,18 +407,21 @@ def _contexts_for(records: list[InstanceRecord]) -> list[Any]:
 def run(args: argparse.Namespace) -> int:
     out = common.Console(args)
     destinations = _resolve(args)
+    if args.workers > 1 and not scp.is_worker():
+        # The workers share the index: it is reconciled once, here, before they start
+        # (a worker's reconcile would delete another's files in progress).
+        if args.port == 0:
+            raise common.UsageError("--workers needs a fixed port: the workers share it")
+        with Index(Path(args.data_dir)) as index:
+            _report(out, index, index.reconcile(), args.data_dir)
+        workers = scp.run_workers(args, args.port, out, "qrscp")
+        assert workers is not None
+        return workers
     server_state = QRServer(
         args.data_dir, destinations, args.aetitle, layout=args.layout, fsync=args.fsync
     )
-    report = server_state.index.reconcile()
-    out.info(
-        f"qrscp data in {Path(args.data_dir).absolute()}: {server_state.index.count()} "
-        f"instances; start-up check: {report.indexed} indexed, {report.reindexed} re-read, "
-        f"{report.dropped} dropped, {report.parts_deleted} partial files deleted"
-        + (f", {len(report.failed)} unreadable" if report.failed else "")
-    )
-    for path, why in report.failed:
-        out.verbose(f"unreadable, left in place: {path}: {why}")
+    if not scp.is_worker():
+        _report(out, server_state.index, server_state.index.reconcile(), args.data_dir)
     out.verbose(
         "C-MOVE destinations: "
         + (", ".join(f"{t}={h}:{p}" for t, (h, p) in destinations.items()) or "none")
@@ -427,3 +431,15 @@ def run(args: argparse.Namespace) -> int:
         return scp.serve(server, out, "qrscp")
     finally:
         server_state.index.close()
+
+
+def _report(out: common.Console, index: Index, report: Any, data_dir: Path) -> None:
+    """The start-up line: what the archive holds and what reconciling did."""
+    out.info(
+        f"qrscp data in {Path(data_dir).absolute()}: {index.count()} "
+        f"instances; start-up check: {report.indexed} indexed, {report.reindexed} re-read, "
+        f"{report.dropped} dropped, {report.parts_deleted} partial files deleted"
+        + (f", {len(report.failed)} unreadable" if report.failed else "")
+    )
+    for path, why in report.failed:
+        out.verbose(f"unreadable, left in place: {path}: {why}")

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +24,10 @@ from dimse.evt import EVT_ASYNC_OPS, Event, EventType
 
 __all__ = [
     "add_listen_options",
+    "is_worker",
     "make_scp_ae",
     "negotiation_handlers",
+    "run_workers",
     "serve",
     "storage_transfer_syntaxes",
 ]
@@ -67,6 +73,15 @@ def add_listen_options(parser: argparse.ArgumentParser, default_aet: str) -> Non
         "--require-called-aet",
         action="store_true",
         help="reject associations whose called AE title is not ours (-aet)",
+    )
+    group.add_argument(
+        "--workers",
+        metavar="N",
+        type=common.positive_int,
+        default=1,
+        help="serve from N processes sharing the port (SO_REUSEPORT; the kernel spreads "
+        "connections over them), so that the work in Python uses N cores; needs a fixed "
+        "port (default 1)",
     )
     group.add_argument(
         "--max-ops",
@@ -117,6 +132,48 @@ def _stop_on_sigterm() -> Iterator[threading.Event]:
         yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+#: Set in the environment of the processes ``--workers`` starts.
+WORKER_ENV = "DIMSE_WORKER"
+
+
+def is_worker() -> bool:
+    """Whether this process is one of several ``--workers`` sharing a port."""
+    return os.environ.get(WORKER_ENV) == "1"
+
+
+def run_workers(args: argparse.Namespace, port: int, out: common.Console, name: str) -> int | None:
+    """With ``--workers N`` (N > 1) in the first process: starts N copies of the app, each
+    listening on ``port`` with SO_REUSEPORT, passes SIGTERM/Ctrl-C on to them, waits, and
+    returns the worst exit code. None when this process is to serve itself."""
+    if args.workers <= 1 or is_worker():
+        return None
+    if port == 0:
+        raise common.UsageError("--workers needs a fixed port: the workers share it")
+    argv = [sys.executable, "-m", "dimse", *getattr(args, "argv", sys.argv[1:])]
+    env = dict(os.environ, **{WORKER_ENV: "1"})
+    workers = [subprocess.Popen(argv, env=env) for _ in range(args.workers)]
+    out.info(f"{name}: {args.workers} workers on port {port} (pids {[w.pid for w in workers]})")
+    try:
+        with _stop_on_sigterm() as stop:
+            while not stop.wait(0.2):
+                if all(w.poll() is not None for w in workers):
+                    break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for w in workers:
+            try:
+                w.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
+    return max(w.returncode or 0 for w in workers)
 
 
 def serve(server: Server, out: common.Console, name: str) -> int:

@@ -13,6 +13,7 @@ answers C-ECHO.
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 
 from dimse import AllStoragePresentationContexts, sop
@@ -59,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     out = common.Console(args)
+    workers = scp.run_workers(args, args.port, out, "storescp")
+    if workers is not None:
+        return workers
     directory = args.output_directory
     if not args.ignore:
         try:
@@ -73,13 +77,15 @@ def run(args: argparse.Namespace) -> int:
 
     count = 0
     lock = threading.Lock()
+    # Several workers write to one terminal: each says who it is.
+    who = f"[worker {os.getpid()}] " if scp.is_worker() else ""
 
     def on_stored(instance: StoredInstance) -> None:
         # Only with -v: telling Python of each file costs a little.
         nonlocal count
         with lock:
             count += 1
-        out.verbose(f"stored {instance.path} from {instance.calling_ae_title}")
+        out.verbose(f"{who}stored {instance.path} from {instance.calling_ae_title}")
 
     storage = FileStorage(
         directory,
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         block=False,
         storage=storage,
         evt_handlers=scp.negotiation_handlers(args),
+        reuse_port=scp.is_worker(),
     )
     assert server is not None
     out.verbose(

@@ -24,6 +24,7 @@ use dimse_core::ul::Timeouts;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
 use crate::error::{raise, raise_with, Kind};
@@ -850,6 +851,40 @@ impl AcceptorHooks for PyHooks {
 }
 
 /// A running server.
+/// A listening socket on `host:port`. With `reuse_port` (SO_REUSEPORT, Linux and the
+/// BSDs) several processes can listen on the same port and the kernel spreads incoming
+/// connections over them: one server per core, each with its own GIL.
+async fn listen(host: String, port: u16, reuse_port: bool) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host.as_str(), port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As std's TcpListener::bind does: a restarted server can bind again at once.
+        socket.set_reuseaddr(true)?;
+        #[cfg(unix)]
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+        #[cfg(not(unix))]
+        if reuse_port {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "reuse_port needs SO_REUSEPORT (Linux, macOS, the BSDs)",
+            ));
+        }
+        match socket.bind(addr).and_then(|()| socket.listen(1024)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the host has no address")
+    }))
+}
+
 #[pyclass(frozen, module = "dimse._core")]
 pub struct Server {
     shutdown: watch::Sender<bool>,
@@ -863,7 +898,7 @@ pub struct Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None))]
+    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None, reuse_port=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -878,6 +913,7 @@ impl Server {
         notify: Option<Py<PyAny>>,
         storage: Option<&Bound<'_, PyAny>>,
         on_stored: Option<Py<PyAny>>,
+        reuse_port: bool,
     ) -> PyResult<Server> {
         let storage = match storage {
             Some(s) => {
@@ -908,14 +944,12 @@ impl Server {
             tracked: tracked.clone(),
             storage,
         });
-        let addr = format!("{host}:{port}");
-        let listener = block_on(py, async move { tokio::net::TcpListener::bind(addr).await })?
-            .map_err(|e| {
-                raise(
-                    Kind::InvalidArgument,
-                    format!("cannot listen on {host}:{port}: {e}"),
-                )
-            })?;
+        let listener = block_on(py, listen(host.clone(), port, reuse_port))?.map_err(|e| {
+            raise(
+                Kind::InvalidArgument,
+                format!("cannot listen on {host}:{port}: {e}"),
+            )
+        })?;
         let address = listener
             .local_addr()
             .map_err(|e| raise(Kind::Internal, e.to_string()))?;
