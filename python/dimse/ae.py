@@ -127,6 +127,11 @@ class AE:
         #: The largest data set of one message held in memory (bytes); a peer sending
         #: more gets an A-ABORT.
         self.maximum_dataset_size = 1 << 30
+        #: A server with native storage (``start_server(storage=...)``) writes a data set
+        #: above this many bytes to its file as it arrives, never holding it whole (the
+        #: socket is read no faster than the disk takes it); ``maximum_dataset_size``
+        #: then does not apply to it.
+        self.stream_threshold = 8 << 20
         self._requested: list[PresentationContext] = []
         self._supported: list[PresentationContext] = []
         self._servers: list[Server] = []
@@ -186,6 +191,7 @@ class AE:
             "connection_timeout": self.connection_timeout,
             "maximum_associations": self._maximum_associations,
             "maximum_dataset_size": int(self.maximum_dataset_size),
+            "stream_threshold": int(self.stream_threshold),
         }
 
     # -- presentation contexts ----------------------------------------------------------
@@ -635,6 +641,7 @@ class Server:
             [kind for event, kind in _NOTIFICATION_KINDS.items() if event in bound]
         )
         self._core.set_native_echo(EVT_C_ECHO not in self._handlers)
+        self._core.set_negotiation_hooks(any(e in self._handlers for e in _HOOK_EVENTS.values()))
 
     def _view(self, info: dict[str, Any]) -> _AcceptorView:
         """The association's view, kept while it lives (for its own bindings)."""

@@ -213,8 +213,10 @@ class AssociationPool:
     back, then raises :class:`PoolTimeout`. Associations idle for ``idle_timeout``
     seconds are released (A-RELEASE, never an abort: the peer sees a clean end); None
     keeps them until :meth:`close`. A peer that could not be associated (no connection,
-    rejected, aborted, no answer) is skipped for ``backoff`` seconds when a list of
-    peers is given, so that fail-over does not wait on a dead peer for every request.
+    rejected, aborted, no answer) is not tried again for ``backoff`` seconds: the next
+    peer of a fail-over list is used, or the call fails at once, rather than every
+    request waiting on a dead peer again. A peer that is only busy is waited for, not
+    failed over.
 
     Associations are negotiated with ``ae.associate()``, so the AE's timeouts apply;
     set ``ae.connection_timeout`` for peers that may be unreachable (the operating
@@ -574,7 +576,9 @@ class AssociationPool:
         "release" or "abort" it."""
         assoc = entry.assoc
         with self._cond:
-            self._in_use.pop(id(assoc), None)
+            if self._in_use.get(id(assoc)) is not entry:
+                return  # given back already (two checkins raced)
+            del self._in_use[id(assoc)]
             usable = assoc.is_established and not assoc._outstanding
             if how == "keep" and usable and not self._closed:
                 now = time.monotonic()

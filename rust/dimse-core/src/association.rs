@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::message::fragment::{Fragmenter, MessageAssembler, PDataFragment, ReceivedMessage};
+use crate::message::fragment::{
+    Assembled, Fragmenter, MessageAssembler, PDataFragment, Payload, ReceivedMessage,
+};
+use crate::message::CommandSet;
 use crate::negotiation::Negotiated;
 use crate::pdu::{
     self, AAbort, AAssociateAc, AAssociateRj, AAssociateRq, AbortReason, AbortSource, Pdu,
@@ -56,6 +59,16 @@ pub enum AssociationEvent {
     Rejected(AAssociateRj),
     /// A complete DIMSE message.
     Message(ReceivedMessage),
+    /// A message whose data set is longer than [`Limits::stream_threshold`]: its command
+    /// and the data set's first bytes; the rest follows as [`AssociationEvent::DataSetPart`]s
+    /// (as they arrive, never held whole).
+    DataSetStarted {
+        context_id: u8,
+        command: CommandSet,
+        head: Payload,
+    },
+    /// The next bytes of the data set being streamed; `last` ends the message.
+    DataSetPart { data: Bytes, last: bool },
     /// The peer asked to release; answer with [`Association::release_response`].
     ReleaseRequested,
     /// The release completed.
@@ -100,6 +113,9 @@ pub struct Limits {
     pub max_dataset_length: usize,
     /// The largest A-ASSOCIATE-RQ/AC accepted.
     pub max_associate_length: u32,
+    /// Data sets longer than this are passed on in parts as they arrive
+    /// ([`AssociationEvent::DataSetStarted`]); `usize::MAX`: never.
+    pub stream_threshold: usize,
 }
 
 impl Default for Limits {
@@ -109,6 +125,7 @@ impl Default for Limits {
             // buffer without bound (streaming larger data sets is the network layer's job).
             max_dataset_length: 4 << 30,
             max_associate_length: pdu::DEFAULT_MAX_ASSOCIATE_LENGTH,
+            stream_threshold: usize::MAX,
         }
     }
 }
@@ -153,7 +170,8 @@ impl Association {
             inbuf: BytesMut::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            assembler: MessageAssembler::new(limits.max_dataset_length),
+            assembler: MessageAssembler::new(limits.max_dataset_length)
+                .with_stream_threshold(limits.stream_threshold),
             fragmenter: Fragmenter::new(0),
             rq: None,
             pending_ac: None,
@@ -414,8 +432,22 @@ impl Association {
                 );
                 return;
             }
-            match self.assembler.push(pdv) {
-                Ok(Some(message)) => self.events.push_back(AssociationEvent::Message(message)),
+            match self.assembler.push_assembled(pdv) {
+                Ok(Some(Assembled::Message(message))) => {
+                    self.events.push_back(AssociationEvent::Message(message))
+                }
+                Ok(Some(Assembled::Started {
+                    context_id,
+                    command,
+                    head,
+                })) => self.events.push_back(AssociationEvent::DataSetStarted {
+                    context_id,
+                    command,
+                    head,
+                }),
+                Ok(Some(Assembled::Part { data, last })) => self
+                    .events
+                    .push_back(AssociationEvent::DataSetPart { data, last }),
                 Ok(None) => {}
                 Err(e) => {
                     self.poison();

@@ -651,3 +651,65 @@ fn reassembled_data_set_is_not_joined() {
     assert_eq!(payload.parts().len(), 3);
     assert_eq!(payload.len(), 16);
 }
+
+#[test]
+fn data_sets_above_the_threshold_are_passed_on_in_parts() {
+    use dimse_core::message::Assembled;
+    let command = Command::CStoreRq(CStoreRq {
+        affected_sop_class_uid: "1.2".into(),
+        message_id: 9,
+        affected_sop_instance_uid: "1.2.3".into(),
+        ..Default::default()
+    })
+    .encode(true)
+    .unwrap();
+    // Threshold 10: a 6-byte data set comes whole; a 30-byte one in parts.
+    let mut assembler = MessageAssembler::new(12).with_stream_threshold(10);
+    assert_eq!(
+        assembler
+            .push_assembled(pdv(1, COMMAND | LAST, &command))
+            .unwrap(),
+        None
+    );
+    match assembler.push_assembled(pdv(1, LAST, &[7; 6])).unwrap() {
+        Some(Assembled::Message(m)) => assert_eq!(m.dataset_bytes().unwrap().len(), 6),
+        other => panic!("{other:?}"),
+    }
+    assembler
+        .push_assembled(pdv(1, COMMAND | LAST, &command))
+        .unwrap();
+    assert_eq!(assembler.push_assembled(pdv(1, 0, &[1; 8])).unwrap(), None);
+    let mut got = Vec::new();
+    match assembler.push_assembled(pdv(1, 0, &[2; 8])).unwrap() {
+        Some(Assembled::Started {
+            context_id: 1,
+            command: c,
+            head,
+        }) => {
+            assert_eq!(c.get_us(0x0110), Some(9));
+            got.extend_from_slice(&head.to_bytes());
+        }
+        other => panic!("{other:?}"),
+    }
+    // Past the threshold the 12-byte memory limit no longer applies: nothing is held.
+    for (n, last) in [(6u8, false), (8, true)] {
+        match assembler
+            .push_assembled(pdv(1, if last { LAST } else { 0 }, &[n; 7]))
+            .unwrap()
+        {
+            Some(Assembled::Part { data, last: l }) => {
+                assert_eq!(l, last);
+                got.extend_from_slice(&data);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got.len(), 30);
+    assert_eq!(&got[..8], &[1; 8]);
+    assert_eq!(&got[23..], &[8; 7]);
+    assert!(!assembler.in_progress());
+    // The plain push() refuses what it would have to stream.
+    let mut plain = MessageAssembler::new(usize::MAX).with_stream_threshold(4);
+    plain.push(pdv(1, COMMAND | LAST, &command)).unwrap();
+    assert!(plain.push(pdv(1, 0, &[0; 6])).is_err());
+}

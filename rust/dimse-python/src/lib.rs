@@ -17,6 +17,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 mod error;
 mod net;
+mod pool;
 mod storage;
 use error::{raise, Kind};
 

@@ -25,9 +25,10 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::error::{raise, raise_with, Kind};
+use crate::pool::ThreadPool;
 use crate::storage::{NativeStorage, StorageSettings};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -90,6 +91,9 @@ struct Settings {
     maximum_associations: Option<usize>,
     #[serde(default)]
     maximum_dataset_size: Option<usize>,
+    /// Data sets above this are streamed (to native storage) instead of held whole.
+    #[serde(default)]
+    stream_threshold: Option<usize>,
 }
 
 impl Settings {
@@ -97,6 +101,9 @@ impl Settings {
         let mut limits = Limits::default();
         if let Some(max) = self.maximum_dataset_size {
             limits.max_dataset_length = max;
+        }
+        if let Some(threshold) = self.stream_threshold {
+            limits.stream_threshold = threshold;
         }
         limits
     }
@@ -138,7 +145,11 @@ pub fn associate(
         connect_timeout: seconds(settings.connection_timeout),
         timeouts: settings.timeouts(),
         network_timeout: seconds(settings.network_timeout),
-        limits: settings.limits(),
+        // A requestor receives its data sets whole (streaming is the server's).
+        limits: Limits {
+            stream_threshold: usize::MAX,
+            ..settings.limits()
+        },
     };
     // A requestor association runs on a current-thread runtime of its own, driven by the
     // thread that calls it: a request and its response then cost no cross-thread wake-up
@@ -422,13 +433,24 @@ struct PyService {
     hooks: Option<Arc<Py<PyAny>>>,
     /// Answer C-ECHO in Rust (no EVT_C_ECHO handler bound); changed by bind/unbind.
     native_echo: Arc<AtomicBool>,
-    pool: Arc<Semaphore>,
+    /// The Python handlers' threads (`handler_threads`).
+    pool: Arc<ThreadPool>,
     /// Associations Python keeps per-association state for, and those of them that
     /// ended since Python last asked (so that it can drop that state).
     tracked: Arc<Mutex<(HashSet<u64>, Vec<u64>)>>,
     /// C-STORE written to files in Rust, when set.
     storage: Option<Arc<NativeStorage>>,
+    /// Whether Python has negotiation handlers bound (EVT_USER_ID ...); without them
+    /// negotiation never touches Python (nor a blocking thread).
+    hooks_bound: Arc<AtomicBool>,
+    /// Notifications delivered at once, at most (each takes a blocking thread and the
+    /// GIL): separate from the handler pool, which a handler may hold while it waits
+    /// for its association to take a response.
+    notify_pool: Arc<ThreadPool>,
 }
+
+/// Threads delivering notifications (and running negotiation hooks) to Python.
+const NOTIFY_THREADS: usize = 2;
 
 fn echo_response(message: &ReceivedMessage) -> Option<Response> {
     let decoded = Command::from_command_set(&message.command).ok()?;
@@ -565,32 +587,66 @@ impl net::Service for PyService {
         let id = origin.id;
         let peer = origin.peer;
         let info = origin.info.cloned();
+        let pool = self.notify_pool.clone();
         Box::pin(async move {
-            let _ = tokio::task::spawn_blocking(move || {
-                Python::attach(|py| {
-                    let origin = Origin {
-                        id,
-                        peer,
-                        info: info.as_ref(),
-                    };
-                    let called =
-                        notification_to_py(py, &notification).and_then(|(kind, payload)| {
-                            notify.call1(py, (kind, origin_dict(py, origin)?, payload))
-                        });
-                    // The Python side logs handler errors itself; this is its own bug.
-                    if let Err(e) = called {
-                        e.print(py);
-                    }
+            let _ = pool
+                .run(move || {
+                    Python::attach(|py| {
+                        let origin = Origin {
+                            id,
+                            peer,
+                            info: info.as_ref(),
+                        };
+                        let called =
+                            notification_to_py(py, &notification).and_then(|(kind, payload)| {
+                                notify.call1(py, (kind, origin_dict(py, origin)?, payload))
+                            });
+                        // The Python side logs handler errors itself; this is its own bug.
+                        if let Err(e) = called {
+                            e.print(py);
+                        }
+                    })
                 })
-            })
-            .await;
+                .await;
         })
+    }
+
+    fn run_blocking(
+        &self,
+        job: Box<dyn FnOnce() + Send>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        // Negotiation hooks share the notifications' threads: short Python calls that
+        // never wait on an association.
+        let pool = self.notify_pool.clone();
+        Box::pin(async move {
+            let _ = pool.run(job).await;
+        })
+    }
+
+    fn stream(
+        &self,
+        assoc: &AssociationInfo,
+        context_id: u8,
+        command: &dimse_core::message::CommandSet,
+        _head: &Payload,
+    ) -> Option<Box<dyn net::DataSetSink>> {
+        // Native storage writes a large C-STORE data set as it arrives; anything else
+        // is held whole for its handler.
+        let storage = self.storage.as_ref()?;
+        if command.command_field() != Some(0x0001) {
+            return None;
+        }
+        storage.stream(assoc, context_id, command)
     }
 
     fn hooks(&self, _peer: SocketAddr) -> Box<dyn AcceptorHooks + Send> {
         Box::new(PyHooks {
-            hooks: self.hooks.clone(),
+            hooks: self.hooks.clone().filter(|_| self.negotiation_blocks()),
         })
+    }
+
+    fn negotiation_blocks(&self) -> bool {
+        self.hooks.is_some() && self.hooks_bound.load(Ordering::Relaxed)
     }
 
     fn handle(
@@ -601,14 +657,13 @@ impl net::Service for PyService {
     ) -> ServiceFuture {
         let field = message.command.command_field();
         if let Some(storage) = self.storage.clone().filter(|_| field == Some(0x0001)) {
-            let pool = self.pool.clone();
             let info = assoc.clone();
             return Box::pin(async move {
-                let Ok(_permit) = pool.acquire_owned().await else {
-                    return Vec::new();
-                };
-                let done = tokio::task::spawn_blocking(move || storage.handle(&info, &message));
-                done.await.map(|r| vec![r]).unwrap_or_default()
+                let io = storage.io_pool();
+                io.run(move || storage.handle(&info, &message))
+                    .await
+                    .map(|r| vec![r])
+                    .unwrap_or_default()
             });
         }
         let is_echo = field == Some(0x0030);
@@ -623,46 +678,45 @@ impl net::Service for PyService {
         let pool = self.pool.clone();
         let info = assoc.clone();
         Box::pin(async move {
-            let Ok(_permit) = pool.acquire_owned().await else {
-                return Vec::new();
-            };
-            let joined = tokio::task::spawn_blocking(move || {
-                Python::attach(|py| -> PyResult<Vec<Response>> {
-                    let command = PyBytes::new(py, &message.command.encode());
-                    let dataset = message
-                        .dataset
-                        .as_ref()
-                        .map(|d| payload_bytes(py, d))
-                        .transpose()?;
-                    let responder = Py::new(py, Responder { inner: responder })?;
-                    let out = dispatch.call1(
-                        py,
-                        (
-                            assoc_dict(py, &info)?,
-                            message.context_id,
-                            command,
-                            dataset,
-                            responder,
-                        ),
-                    )?;
-                    let items: Vec<(u8, PyBackedBytes, Option<PyBackedBytes>)> = out.extract(py)?;
-                    Ok(items
-                        .into_iter()
-                        .map(|(context_id, command, dataset)| Response {
-                            context_id,
-                            command: Bytes::from_owner(command),
-                            dataset: dataset.map(Bytes::from_owner),
-                        })
-                        .collect())
+            let joined = pool
+                .run(move || {
+                    Python::attach(|py| -> PyResult<Vec<Response>> {
+                        let command = PyBytes::new(py, &message.command.encode());
+                        let dataset = message
+                            .dataset
+                            .as_ref()
+                            .map(|d| payload_bytes(py, d))
+                            .transpose()?;
+                        let responder = Py::new(py, Responder { inner: responder })?;
+                        let out = dispatch.call1(
+                            py,
+                            (
+                                assoc_dict(py, &info)?,
+                                message.context_id,
+                                command,
+                                dataset,
+                                responder,
+                            ),
+                        )?;
+                        let items: Vec<(u8, PyBackedBytes, Option<PyBackedBytes>)> =
+                            out.extract(py)?;
+                        Ok(items
+                            .into_iter()
+                            .map(|(context_id, command, dataset)| Response {
+                                context_id,
+                                command: Bytes::from_owner(command),
+                                dataset: dataset.map(Bytes::from_owner),
+                            })
+                            .collect())
+                    })
+                    .unwrap_or_else(|e| {
+                        // The dispatcher turns handler errors into failure statuses itself; an
+                        // error here is a bug in it. Say so, and answer an echo at least.
+                        Python::attach(|py| e.print(py));
+                        echo_response(&message).into_iter().collect()
+                    })
                 })
-                .unwrap_or_else(|e| {
-                    // The dispatcher turns handler errors into failure statuses itself; an
-                    // error here is a bug in it. Say so, and answer an echo at least.
-                    Python::attach(|py| e.print(py));
-                    echo_response(&message).into_iter().collect()
-                })
-            })
-            .await;
+                .await;
             joined.unwrap_or_default()
         })
     }
@@ -709,11 +763,9 @@ impl Responder {
         timeout: Option<f64>,
     ) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let inner = self.inner.clone();
-        // Handlers run on the runtime's blocking threads, where waiting on the runtime is
-        // allowed.
-        let handle = tokio::runtime::Handle::try_current()
-            .map_err(|e| raise(Kind::Internal, format!("reply() outside a handler: {e}")))?;
-        let message = py.detach(|| handle.block_on(inner.reply(seconds(timeout))));
+        // Handlers run on the server's own threads (not the runtime's): waiting on the
+        // runtime from there is allowed.
+        let message = block_on(py, async move { inner.reply(seconds(timeout)).await })?;
         message
             .map(|m| {
                 (
@@ -888,6 +940,7 @@ async fn listen(host: String, port: u16, reuse_port: bool) -> std::io::Result<Tc
 #[pyclass(frozen, module = "dimse._core")]
 pub struct Server {
     shutdown: watch::Sender<bool>,
+    hooks_bound: Arc<AtomicBool>,
     wanted: Arc<AtomicU32>,
     native_echo: Arc<AtomicBool>,
     tracked: Arc<Mutex<(HashSet<u64>, Vec<u64>)>>,
@@ -934,15 +987,18 @@ impl Server {
         let wanted = Arc::new(AtomicU32::new(0));
         let native_echo = Arc::new(AtomicBool::new(native_echo));
         let tracked = Arc::new(Mutex::new((HashSet::new(), Vec::new())));
+        let hooks_bound = Arc::new(AtomicBool::new(true));
         let service = Arc::new(PyService {
             dispatch: dispatch.map(Arc::new),
             notify: notify.map(Arc::new),
             wanted: wanted.clone(),
             hooks: hooks.map(Arc::new),
             native_echo: native_echo.clone(),
-            pool: Arc::new(Semaphore::new(handler_threads.max(1))),
+            pool: ThreadPool::new("dimse-handler", handler_threads.max(1)),
             tracked: tracked.clone(),
             storage,
+            hooks_bound: hooks_bound.clone(),
+            notify_pool: ThreadPool::new("dimse-notify", NOTIFY_THREADS),
         });
         let listener = block_on(py, listen(host.clone(), port, reuse_port))?.map_err(|e| {
             raise(
@@ -957,6 +1013,7 @@ impl Server {
         let task = runtime().spawn(net::serve(listener, config, service, rx));
         Ok(Server {
             shutdown: tx,
+            hooks_bound,
             wanted,
             native_echo,
             tracked,
@@ -1000,6 +1057,12 @@ impl Server {
         }
         self.wanted.store(bits, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether negotiation handlers are bound (EVT_USER_ID, EVT_SOP_EXTENDED,
+    /// EVT_SOP_COMMON, EVT_ASYNC_OPS): without them negotiation stays in Rust.
+    fn set_negotiation_hooks(&self, on: bool) {
+        self.hooks_bound.store(on, Ordering::Relaxed);
     }
 
     /// Whether C-ECHO is answered in Rust (True) or passed to `dispatch`.

@@ -6,16 +6,22 @@
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use dimse_core::message::command::{CStoreRsp, Command};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use dimse_core::message::command::{CStoreRq, CStoreRsp, Command};
 use dimse_core::message::element::tags;
 use dimse_core::message::fragment::ReceivedMessage;
+use dimse_core::message::CommandSet;
 use dimse_core::message::Status;
-use dimse_core::net::{AssociationInfo, Response};
-use dimse_core::storage::{Durability, FileStore, Instance, Layout, StoreError};
+use dimse_core::net::{AssociationInfo, DataSetSink, Responder, Response, ServiceFuture};
+use dimse_core::storage::{Durability, FileStore, Instance, Layout, PartialFile, StoreError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::error::{raise, Kind};
+use crate::pool::ThreadPool;
 
 /// Settings from Python (`dimse.storage.FileStorage`).
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -33,6 +39,9 @@ pub struct StorageSettings {
 /// What the server does with a C-STORE-RQ when native storage is on.
 pub struct NativeStorage {
     store: FileStore,
+    /// Streamed data sets being written at once, at most (each write takes a blocking
+    /// thread): a thousand associations streaming take a few threads, not a thousand.
+    io: Arc<ThreadPool>,
     discard: bool,
     /// Called as on_stored(assoc, stored) after the file is written; returns the status
     /// (None: success; an int; or (int, comment)).
@@ -48,6 +57,7 @@ impl NativeStorage {
     pub fn new(settings: StorageSettings, on_stored: Option<Py<PyAny>>) -> NativeStorage {
         NativeStorage {
             store: FileStore::new(settings.directory, settings.layout, settings.durability),
+            io: ThreadPool::new("dimse-storage", STREAM_WRITERS),
             discard: settings.discard,
             on_stored,
         }
@@ -56,97 +66,72 @@ impl NativeStorage {
     /// Performs one C-STORE (PS3.4 B.2.2) and returns its response. Runs on a blocking
     /// thread: file I/O, and the GIL for `on_stored`.
     pub fn handle(&self, info: &AssociationInfo, message: &ReceivedMessage) -> Response {
-        let (request, outcome) = match Command::from_command_set(&message.command) {
-            Ok(decoded) => match decoded.command {
-                Command::CStoreRq(rq) => {
-                    let outcome = self.perform(info, message, &rq);
-                    (Some(rq), outcome)
-                }
-                _ => (
-                    None,
-                    Err((Status::CANNOT_UNDERSTAND, "not a C-STORE-RQ".into())),
-                ),
-            },
-            Err(e) => (
-                None,
-                Err((Status::CANNOT_UNDERSTAND, format!("invalid request: {e}"))),
-            ),
+        let request = decode_request(&message.command);
+        let outcome = match &request {
+            Ok(rq) => self.perform(info, message, rq),
+            Err(e) => Err(e.clone()),
         };
-        let (status, error_comment) = match outcome {
-            Ok(status) => status,
-            Err((status, text)) => (status, Some(comment(&text))),
-        };
-        let mut rsp = CStoreRsp {
-            message_id_being_responded_to: message.command.get_us(tags::MESSAGE_ID).unwrap_or(0),
-            status,
-            error_comment,
-            ..Default::default()
-        };
-        let bare = Command::CStoreRsp(rsp.clone());
-        if let Some(rq) = request {
-            rsp.affected_sop_class_uid = Some(rq.affected_sop_class_uid);
-            rsp.affected_sop_instance_uid = Some(rq.affected_sop_instance_uid);
-        }
-        // The UIDs echo the request's (optional in the response, PS3.7 9.3.1.2); one that
-        // cannot be encoded (a peer's malformed UID) is left out rather than the response.
-        let command = Command::CStoreRsp(rsp)
-            .encode(false)
-            .or_else(|_| bare.encode(false))
-            .unwrap_or_default();
-        Response {
-            context_id: message.context_id,
-            command: Bytes::from(command),
-            dataset: None,
-        }
+        respond(message.context_id, &message.command, request.ok(), outcome)
+    }
+
+    /// The threads that write files.
+    pub fn io_pool(&self) -> Arc<ThreadPool> {
+        self.io.clone()
+    }
+
+    /// A sink for the data set of a C-STORE-RQ longer than the stream threshold: written
+    /// to its file part by part as it arrives. `None` for anything else (held in memory
+    /// and handled as usual).
+    pub fn stream(
+        self: &Arc<Self>,
+        info: &AssociationInfo,
+        context_id: u8,
+        command: &CommandSet,
+    ) -> Option<Box<dyn DataSetSink>> {
+        let rq = decode_request(command).ok()?;
+        let transfer_syntax = transfer_syntax(info, context_id).ok()?;
+        Some(Box::new(StoreSink {
+            storage: self.clone(),
+            info: info.clone(),
+            context_id,
+            command: command.clone(),
+            rq,
+            transfer_syntax,
+            file: None,
+            failed: None,
+            buffered: Vec::new(),
+            buffered_len: 0,
+            total: 0,
+        }))
     }
 
     /// The status (with an optional comment) of a request, or a failure and why.
-    #[allow(clippy::type_complexity)]
-    fn perform(
-        &self,
-        info: &AssociationInfo,
-        message: &ReceivedMessage,
-        rq: &dimse_core::message::command::CStoreRq,
-    ) -> Result<(Status, Option<String>), (Status, String)> {
+    fn perform(&self, info: &AssociationInfo, message: &ReceivedMessage, rq: &CStoreRq) -> Outcome {
         let Some(dataset) = message.dataset.as_ref() else {
             return Err((Status(0xC210), "the C-STORE-RQ carries no data set".into()));
         };
-        // A data set always has an even length (PS3.5 7.1); an odd one was cut or padded
-        // wrongly, and would be stored broken.
-        if dataset.len() % 2 != 0 {
-            return Err((
-                Status(0xC210),
-                format!("data set of odd length {}", dataset.len()),
-            ));
-        }
-        let context = info
-            .negotiated
-            .accepted()
-            .find(|c| c.id == message.context_id);
-        let Some(transfer_syntax) = context.and_then(|c| c.transfer_syntax.as_deref()) else {
-            return Err((Status(0xC210), "no accepted context for the request".into()));
-        };
+        check_length(dataset.len())?;
+        let transfer_syntax = transfer_syntax(info, message.context_id)?;
         if self.discard {
             return Ok((Status::SUCCESS, None));
         }
         let parts: Vec<&[u8]> = dataset.parts().iter().map(|p| p.as_ref()).collect();
-        let calling = info.negotiated.calling_ae_title.as_str().into_owned();
-        // A title a peer sent is recorded only when it is a valid AE value (PS3.5 6.2).
-        let source = Some(calling.trim())
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
-            .filter(|t| !t.contains('\\'));
-        let instance = Instance {
-            sop_class_uid: &rq.affected_sop_class_uid,
-            sop_instance_uid: &rq.affected_sop_instance_uid,
-            transfer_syntax_uid: transfer_syntax,
-            source_ae_title: source,
-            dataset: &parts,
-        };
-        let path = self.store.store(&instance).map_err(|e| match e {
-            // PS3.4 Table B.2-1: A7xx Refused: Out of Resources.
-            StoreError::Io { .. } => (Status::OUT_OF_RESOURCES, e.to_string()),
-            StoreError::Meta(_) => (Status(0xC210), e.to_string()),
-        })?;
+        let calling = calling_ae(info);
+        let instance = instance(rq, &transfer_syntax, &calling, &parts);
+        let path = self.store.store(&instance).map_err(store_failure)?;
+        self.stored(info, rq, &transfer_syntax, &calling, path, dataset.len())
+    }
+
+    /// A file is complete: tell Python (`on_stored`), which has the last word.
+    fn stored(
+        &self,
+        info: &AssociationInfo,
+        rq: &CStoreRq,
+        transfer_syntax: &str,
+        calling: &str,
+        path: PathBuf,
+        size: usize,
+    ) -> Outcome {
         let Some(on_stored) = &self.on_stored else {
             return Ok((Status::SUCCESS, None));
         };
@@ -155,14 +140,14 @@ impl NativeStorage {
             stored.set_item("path", &path)?;
             stored.set_item(
                 "sop_class_uid",
-                instance.sop_class_uid.trim_end_matches('\0'),
+                rq.affected_sop_class_uid.trim_end_matches('\0'),
             )?;
             stored.set_item(
                 "sop_instance_uid",
-                instance.sop_instance_uid.trim_end_matches('\0'),
+                rq.affected_sop_instance_uid.trim_end_matches('\0'),
             )?;
             stored.set_item("transfer_syntax_uid", transfer_syntax)?;
-            stored.set_item("size", dataset.len())?;
+            stored.set_item("size", size)?;
             stored.set_item("calling_ae_title", calling.trim())?;
             let out = on_stored.call1(py, (crate::net::assoc_dict(py, info)?, stored))?;
             let out = out.bind(py);
@@ -179,6 +164,215 @@ impl NativeStorage {
             Python::attach(|py| e.print(py));
             // PS3.4 Table B.2-1: Cxxx "Cannot understand", as for a handler that raised.
             (Status(0xC211), "the on_stored callback raised".into())
+        })
+    }
+}
+
+/// A status with an optional comment, or a failure status and why.
+type Outcome = Result<(Status, Option<String>), (Status, String)>;
+
+fn decode_request(command: &CommandSet) -> Result<CStoreRq, (Status, String)> {
+    match Command::from_command_set(command) {
+        Ok(decoded) => match decoded.command {
+            Command::CStoreRq(rq) => Ok(rq),
+            _ => Err((Status::CANNOT_UNDERSTAND, "not a C-STORE-RQ".into())),
+        },
+        Err(e) => Err((Status::CANNOT_UNDERSTAND, format!("invalid request: {e}"))),
+    }
+}
+
+/// The C-STORE-RSP to a request (PS3.7 9.3.1.2).
+fn respond(
+    context_id: u8,
+    command: &CommandSet,
+    request: Option<CStoreRq>,
+    outcome: Outcome,
+) -> Response {
+    let (status, error_comment) = match outcome {
+        Ok(status) => status,
+        Err((status, text)) => (status, Some(comment(&text))),
+    };
+    let mut rsp = CStoreRsp {
+        message_id_being_responded_to: command.get_us(tags::MESSAGE_ID).unwrap_or(0),
+        status,
+        error_comment,
+        ..Default::default()
+    };
+    let bare = Command::CStoreRsp(rsp.clone());
+    if let Some(rq) = request {
+        rsp.affected_sop_class_uid = Some(rq.affected_sop_class_uid);
+        rsp.affected_sop_instance_uid = Some(rq.affected_sop_instance_uid);
+    }
+    // The UIDs echo the request's (optional in the response, PS3.7 9.3.1.2); one that
+    // cannot be encoded (a peer's malformed UID) is left out rather than the response.
+    let command = Command::CStoreRsp(rsp)
+        .encode(false)
+        .or_else(|_| bare.encode(false))
+        .unwrap_or_default();
+    Response {
+        context_id,
+        command: Bytes::from(command),
+        dataset: None,
+    }
+}
+
+/// A data set always has an even length (PS3.5 7.1); an odd one was cut or padded
+/// wrongly, and would be stored broken.
+fn check_length(len: usize) -> Result<(), (Status, String)> {
+    if len % 2 != 0 {
+        return Err((Status(0xC210), format!("data set of odd length {len}")));
+    }
+    Ok(())
+}
+
+fn transfer_syntax(info: &AssociationInfo, context_id: u8) -> Result<String, (Status, String)> {
+    info.negotiated
+        .accepted()
+        .find(|c| c.id == context_id)
+        .and_then(|c| c.transfer_syntax.clone())
+        .ok_or_else(|| (Status(0xC210), "no accepted context for the request".into()))
+}
+
+fn calling_ae(info: &AssociationInfo) -> String {
+    info.negotiated.calling_ae_title.as_str().trim().to_owned()
+}
+
+fn instance<'a>(
+    rq: &'a CStoreRq,
+    transfer_syntax: &'a str,
+    calling: &'a str,
+    parts: &'a [&'a [u8]],
+) -> Instance<'a> {
+    // A title a peer sent is recorded only when it is a valid AE value (PS3.5 6.2).
+    let source = Some(calling)
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+        .filter(|t| !t.contains('\\'));
+    Instance {
+        sop_class_uid: &rq.affected_sop_class_uid,
+        sop_instance_uid: &rq.affected_sop_instance_uid,
+        transfer_syntax_uid: transfer_syntax,
+        source_ae_title: source,
+        dataset: parts,
+    }
+}
+
+fn store_failure(e: StoreError) -> (Status, String) {
+    match e {
+        // PS3.4 Table B.2-1: A7xx Refused: Out of Resources.
+        StoreError::Io { .. } => (Status::OUT_OF_RESOURCES, e.to_string()),
+        StoreError::Meta(_) => (Status(0xC210), e.to_string()),
+    }
+}
+
+/// Threads writing files (and telling `on_stored`).
+const STREAM_WRITERS: usize = 4;
+
+/// Parts are gathered up to this much before each write (one vectored write on the
+/// blocking pool): few thread hand-offs, little memory.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// A C-STORE data set written to its file as it arrives (see [`NativeStorage::stream`]).
+struct StoreSink {
+    storage: Arc<NativeStorage>,
+    info: AssociationInfo,
+    context_id: u8,
+    command: CommandSet,
+    rq: CStoreRq,
+    transfer_syntax: String,
+    /// The file, once its first parts are written.
+    file: Option<PartialFile>,
+    /// The first failure; the remaining parts are then dropped.
+    failed: Option<(Status, String)>,
+    buffered: Vec<Bytes>,
+    buffered_len: usize,
+    total: usize,
+}
+
+impl StoreSink {
+    /// Writes what is buffered (creating the file on the first call) on the blocking pool.
+    async fn flush(&mut self) {
+        let parts = std::mem::take(&mut self.buffered);
+        self.buffered_len = 0;
+        if self.failed.is_some() || self.storage.discard || parts.is_empty() {
+            return;
+        }
+        let storage = self.storage.clone();
+        let rq = self.rq.clone();
+        let transfer_syntax = self.transfer_syntax.clone();
+        let calling = calling_ae(&self.info);
+        let file = self.file.take();
+        let written = self
+            .storage
+            .io
+            .run(move || {
+                let slices: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
+                match file {
+                    Some(mut file) => file.write(&slices).map(|()| file),
+                    None => {
+                        storage
+                            .store
+                            .create(&instance(&rq, &transfer_syntax, &calling, &slices))
+                    }
+                }
+                .map_err(store_failure)
+            })
+            .await;
+        match written {
+            Some(Ok(file)) => self.file = Some(file),
+            Some(Err(failure)) => self.failed = Some(failure),
+            None => self.failed = Some((Status::OUT_OF_RESOURCES, "the file writer failed".into())),
+        }
+    }
+}
+
+impl DataSetSink for StoreSink {
+    fn write(&mut self, part: Bytes) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            self.total += part.len();
+            if self.failed.is_some() || self.storage.discard {
+                return;
+            }
+            self.buffered_len += part.len();
+            self.buffered.push(part);
+            if self.buffered_len >= FLUSH_BYTES {
+                self.flush().await;
+            }
+        })
+    }
+
+    fn finish(mut self: Box<Self>, _responder: Responder) -> ServiceFuture {
+        Box::pin(async move {
+            self.flush().await;
+            let sink = *self;
+            let io = sink.storage.io.clone();
+            let done = io
+                .run(move || {
+                    let outcome = match (sink.failed, sink.file) {
+                        (Some(failure), _) => Err(failure),
+                        // The partial file, if any, is dropped (removed) here.
+                        (None, _) if sink.total % 2 != 0 => {
+                            check_length(sink.total).map(|()| (Status::SUCCESS, None))
+                        }
+                        (None, _) if sink.storage.discard => Ok((Status::SUCCESS, None)),
+                        (None, None) => Err((Status(0xC210), "the data set is empty".into())),
+                        (None, Some(file)) => {
+                            file.commit().map_err(store_failure).and_then(|path| {
+                                let calling = calling_ae(&sink.info);
+                                sink.storage.stored(
+                                    &sink.info,
+                                    &sink.rq,
+                                    &sink.transfer_syntax,
+                                    &calling,
+                                    path,
+                                    sink.total,
+                                )
+                            })
+                        }
+                    };
+                    respond(sink.context_id, &sink.command, Some(sink.rq), outcome)
+                })
+                .await;
+            done.map(|r| vec![r]).unwrap_or_default()
         })
     }
 }

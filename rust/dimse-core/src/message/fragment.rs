@@ -308,8 +308,34 @@ pub enum ReassemblyError {
 #[derive(Debug)]
 enum Stage {
     Idle,
-    Command { context_id: u8 },
-    Data { context_id: u8, command: CommandSet },
+    Command {
+        context_id: u8,
+    },
+    Data {
+        context_id: u8,
+        command: CommandSet,
+    },
+    /// The data set outgrew the stream threshold: its parts are passed on as they come.
+    Streaming {
+        context_id: u8,
+    },
+}
+
+/// What a PDV completes, when the assembler streams large data sets
+/// ([`MessageAssembler::with_stream_threshold`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assembled {
+    /// A whole message (its data set, if any, no larger than the threshold).
+    Message(ReceivedMessage),
+    /// A message whose data set outgrew the threshold: its command and the data set's
+    /// first bytes (`head`, at least the threshold); the rest follows as [`Assembled::Part`]s.
+    Started {
+        context_id: u8,
+        command: CommandSet,
+        head: Payload,
+    },
+    /// The next bytes of the data set being streamed; `last` ends it.
+    Part { data: Bytes, last: bool },
 }
 
 /// Reassembles messages from PDVs (PS3.8 Annex E).
@@ -321,6 +347,7 @@ pub struct MessageAssembler {
     data_len: usize,
     max_command: usize,
     max_dataset: usize,
+    stream_threshold: usize,
 }
 
 /// Command sets are small (a few hundred bytes); this bounds what a peer can make us hold.
@@ -342,7 +369,16 @@ impl MessageAssembler {
             data_len: 0,
             max_command: DEFAULT_MAX_COMMAND_LENGTH,
             max_dataset,
+            stream_threshold: usize::MAX,
         }
+    }
+
+    /// Data sets longer than `threshold` are passed on in parts as they arrive
+    /// ([`MessageAssembler::push_assembled`]) instead of being held whole; `max_dataset`
+    /// bounds only what is held.
+    pub fn with_stream_threshold(mut self, threshold: usize) -> Self {
+        self.stream_threshold = threshold;
+        self
     }
 
     /// Whether a message is partly received.
@@ -350,11 +386,31 @@ impl MessageAssembler {
         !matches!(self.stage, Stage::Idle)
     }
 
-    /// Feeds one PDV; returns the message it completes, if any.
+    /// Feeds one PDV; returns the message it completes, if any. (Without a stream
+    /// threshold; with one, use [`MessageAssembler::push_assembled`].)
     pub fn push(
         &mut self,
         pdv: PresentationDataValue,
     ) -> Result<Option<ReceivedMessage>, ReassemblyError> {
+        match self.push_assembled(pdv)? {
+            None => Ok(None),
+            Some(Assembled::Message(m)) => Ok(Some(m)),
+            // Only with a stream threshold, which this caller did not set.
+            Some(Assembled::Started { .. } | Assembled::Part { .. }) => {
+                Err(ReassemblyError::TooLarge {
+                    what: "data sets held whole",
+                    limit: self.stream_threshold,
+                })
+            }
+        }
+    }
+
+    /// Feeds one PDV; returns what it completes: a message, the start of a streamed data
+    /// set, or a part of one.
+    pub fn push_assembled(
+        &mut self,
+        pdv: PresentationDataValue,
+    ) -> Result<Option<Assembled>, ReassemblyError> {
         let result = self.push_inner(pdv);
         if result.is_err() {
             self.reset();
@@ -372,18 +428,39 @@ impl MessageAssembler {
     fn push_inner(
         &mut self,
         pdv: PresentationDataValue,
-    ) -> Result<Option<ReceivedMessage>, ReassemblyError> {
+    ) -> Result<Option<Assembled>, ReassemblyError> {
         let ctx = pdv.context_id;
         match std::mem::replace(&mut self.stage, Stage::Idle) {
             Stage::Idle | Stage::Command { .. } if !pdv.is_command() => {
                 Err(ReassemblyError::DataBeforeCommand)
             }
-            Stage::Data { .. } if pdv.is_command() => Err(ReassemblyError::CommandInsteadOfData),
-            Stage::Command { context_id } | Stage::Data { context_id, .. } if context_id != ctx => {
+            Stage::Data { .. } | Stage::Streaming { .. } if pdv.is_command() => {
+                Err(ReassemblyError::CommandInsteadOfData)
+            }
+            Stage::Command { context_id }
+            | Stage::Data { context_id, .. }
+            | Stage::Streaming { context_id }
+                if context_id != ctx =>
+            {
                 Err(ReassemblyError::ContextMismatch {
                     expected: context_id,
                     got: ctx,
                 })
+            }
+            Stage::Streaming { context_id } => {
+                // Not held: `max_dataset` bounds memory, and these bytes go on as they come
+                // (their consumer bounds them).
+                self.data_len = self.data_len.saturating_add(pdv.data.len());
+                let last = pdv.is_last();
+                if last {
+                    self.data_len = 0;
+                } else {
+                    self.stage = Stage::Streaming { context_id };
+                }
+                Ok(Some(Assembled::Part {
+                    data: pdv.data,
+                    last,
+                }))
             }
             Stage::Idle | Stage::Command { .. } => {
                 if self.command.len() + pdv.data.len() > self.max_command {
@@ -412,11 +489,11 @@ impl MessageAssembler {
                     };
                     Ok(None)
                 } else {
-                    Ok(Some(ReceivedMessage {
+                    Ok(Some(Assembled::Message(ReceivedMessage {
                         context_id: ctx,
                         command,
                         dataset: None,
-                    }))
+                    })))
                 }
             }
             Stage::Data {
@@ -424,15 +501,29 @@ impl MessageAssembler {
                 command,
             } => {
                 self.data_len += pdv.data.len();
-                if self.data_len > self.max_dataset {
+                let last = pdv.is_last();
+                let streams = !last && self.data_len > self.stream_threshold;
+                // What is streamed is not held: the limit is on memory.
+                if !streams && self.data_len > self.max_dataset {
                     return Err(ReassemblyError::TooLarge {
                         what: "data sets",
                         limit: self.max_dataset,
                     });
                 }
-                let last = pdv.is_last();
                 if !pdv.data.is_empty() {
                     self.chunks.push(pdv.data);
+                }
+                if streams {
+                    self.stage = Stage::Streaming { context_id };
+                    let head = Payload {
+                        parts: std::mem::take(&mut self.chunks),
+                        len: self.data_len,
+                    };
+                    return Ok(Some(Assembled::Started {
+                        context_id,
+                        command,
+                        head,
+                    }));
                 }
                 if !last {
                     self.stage = Stage::Data {
@@ -446,11 +537,11 @@ impl MessageAssembler {
                     len: self.data_len,
                 };
                 self.data_len = 0;
-                Ok(Some(ReceivedMessage {
+                Ok(Some(Assembled::Message(ReceivedMessage {
                     context_id,
                     command,
                     dataset: Some(dataset),
-                }))
+                })))
             }
         }
     }

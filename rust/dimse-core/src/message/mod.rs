@@ -10,7 +10,9 @@ pub mod status;
 pub use command::{Command, DataSetRule, DecodedCommand, Priority};
 pub use command_set::CommandSet;
 pub use element::{Tag, Vr};
-pub use fragment::{Fragmenter, MessageAssembler, Payload, ReassemblyError, ReceivedMessage};
+pub use fragment::{
+    Assembled, Fragmenter, MessageAssembler, Payload, ReassemblyError, ReceivedMessage,
+};
 pub use status::{Service, Status, StatusCategory};
 
 /// Why a command set could not be decoded or encoded. Every variant names what was wrong

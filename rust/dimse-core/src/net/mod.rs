@@ -9,6 +9,6 @@ mod server;
 
 pub use client::{associate, AssociateError, Client, ClientConfig, LinkError};
 pub use server::{
-    notify, serve, AssociationInfo, Notification, NotifyFuture, Origin, Responder, Response,
-    ServerConfig, Service, ServiceFuture,
+    notify, serve, AssociationInfo, DataSetSink, Notification, NotifyFuture, Origin, Responder,
+    Response, ServerConfig, Service, ServiceFuture,
 };

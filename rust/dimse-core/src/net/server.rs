@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use super::driver::{self, Request};
 use crate::association::{Association, AssociationEvent, Limits};
 use crate::message::element::tags;
-use crate::message::fragment::ReceivedMessage;
+use crate::message::fragment::{Payload, ReceivedMessage};
+use crate::message::CommandSet;
 use crate::negotiation::{self, AcceptorHooks, AcceptorParams, Negotiated};
 use crate::ul::Timeouts;
 
@@ -169,6 +170,47 @@ pub struct Origin<'a> {
 /// A notification being delivered; the association waits for it (in order).
 pub type NotifyFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Where a data set longer than the stream threshold goes, part by part, as it arrives
+/// (see [`Service::stream`]). The association reads its socket no faster than the sink
+/// takes the parts.
+pub trait DataSetSink: Send {
+    /// Takes the next part, in order. A sink that fails (a full disk) remembers it and
+    /// answers with a failure in [`DataSetSink::finish`]; the remaining parts still come.
+    fn write(&mut self, part: Bytes) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+    /// The data set is complete: performs the request and returns its responses (as
+    /// [`Service::handle`] does). A sink dropped without `finish` (the association
+    /// ended mid-way) must clean up after itself.
+    fn finish(self: Box<Self>, responder: Responder) -> ServiceFuture;
+}
+
+/// A streamed data set on its way: to a sink, or (without one) held until complete.
+enum Streamed {
+    Sink {
+        sink: Box<dyn DataSetSink>,
+        message_id: u16,
+    },
+    Held {
+        context_id: u8,
+        command: CommandSet,
+        parts: Vec<Bytes>,
+    },
+}
+
+/// A responder for a request starting now, with the handles the loop keeps.
+fn responder_for(
+    resp_tx: &mpsc::Sender<Response>,
+    cancelled: bool,
+) -> (Responder, Arc<AtomicBool>, mpsc::Sender<ReceivedMessage>) {
+    let cancelled = Arc::new(AtomicBool::new(cancelled));
+    let (reply_tx, reply_rx) = mpsc::channel(EVENT_QUEUE);
+    let responder = Responder {
+        tx: resp_tx.clone(),
+        cancelled: cancelled.clone(),
+        replies: Arc::new(tokio::sync::Mutex::new(reply_rx)),
+    };
+    (responder, cancelled, reply_tx)
+}
+
 /// The performing side of the DIMSE services: negotiation hooks and request handling.
 /// Requests of one association are handled one at a time, in order, unless the requestor
 /// negotiated an asynchronous operations window: then up to that many at once (a C-GET,
@@ -176,6 +218,21 @@ pub type NotifyFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub trait Service: Send + Sync + 'static {
     /// The negotiation hooks for one incoming association.
     fn hooks(&self, peer: SocketAddr) -> Box<dyn AcceptorHooks + Send>;
+    /// Whether the hooks may block (call into Python ...): negotiation then runs on the
+    /// blocking pool, a few at a time; otherwise on the association's own task.
+    fn negotiation_blocks(&self) -> bool {
+        true
+    }
+    /// Runs blocking work (a negotiation with blocking hooks) off the I/O threads. The
+    /// default uses tokio's blocking pool; a service with its own threads uses those.
+    fn run_blocking(
+        &self,
+        job: Box<dyn FnOnce() + Send>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let _ = tokio::task::spawn_blocking(job).await;
+        })
+    }
     /// Handles one request: responses go out through `responder` as they come, then the
     /// ones returned. While it runs, the association's other requests wait (in order)
     /// beyond the negotiated window, and a C-CANCEL-RQ for it sets
@@ -186,6 +243,19 @@ pub trait Service: Send + Sync + 'static {
         message: ReceivedMessage,
         responder: Responder,
     ) -> ServiceFuture;
+    /// A request's data set is longer than the stream threshold ([`Limits`]
+    /// `stream_threshold`): a sink to take it part by part as it arrives, or `None` to
+    /// have it held whole and passed to [`Service::handle`] as usual. `head` is the data
+    /// set's start (at least the threshold); the server writes it to the sink first.
+    fn stream(
+        &self,
+        _assoc: &AssociationInfo,
+        _context_id: u8,
+        _command: &CommandSet,
+        _head: &Payload,
+    ) -> Option<Box<dyn DataSetSink>> {
+        None
+    }
     /// Notification that an association ended (released, aborted, closed).
     fn closed(&self, _assoc: &AssociationInfo, _how: &str) {}
     /// The [`notify`] bits of the notifications wanted now (read at each occasion, so
@@ -221,6 +291,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(config.max_associations.max(1)));
+    let negotiations = Arc::new(Semaphore::new(NEGOTIATIONS_AT_ONCE));
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id = 0u64;
     loop {
@@ -238,7 +309,13 @@ pub async fn serve(
                 let service = service.clone();
                 let shutdown = shutdown.clone();
                 let permits = permits.clone();
-                tasks.spawn(serve_one(stream, peer, id, config, service, permits, shutdown));
+                let negotiations = negotiations.clone();
+                tasks.spawn(serve_one(
+                    stream,
+                    peer,
+                    Shared { id, config, service, permits, negotiations },
+                    shutdown,
+                ));
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -263,6 +340,21 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// Negotiations whose hooks may block (Python) running at once, at most: a burst of
+/// A-ASSOCIATE-RQs waits for them instead of taking a thread each.
+const NEGOTIATIONS_AT_ONCE: usize = 4;
+
+/// What one association's task shares with the server.
+struct Shared {
+    id: u64,
+    config: Arc<ServerConfig>,
+    service: Arc<dyn Service>,
+    /// Association slots (`max_associations`).
+    permits: Arc<Semaphore>,
+    /// Blocking negotiations ([`NEGOTIATIONS_AT_ONCE`]).
+    negotiations: Arc<Semaphore>,
 }
 
 /// How long a shutting-down server waits for its associations to end.
@@ -325,12 +417,16 @@ async fn send_response(
 async fn serve_one(
     stream: TcpStream,
     peer: SocketAddr,
-    id: u64,
-    config: Arc<ServerConfig>,
-    service: Arc<dyn Service>,
-    permits: Arc<Semaphore>,
+    shared: Shared,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Shared {
+        id,
+        config,
+        service,
+        permits,
+        negotiations,
+    } = shared;
     // The association slot is taken when the A-ASSOCIATE-RQ arrives, not when the TCP
     // connection does: a connection that never sends one (a port scan, a health check)
     // is bounded by ARTIM and must not lock real peers out.
@@ -371,6 +467,7 @@ async fn serve_one(
     let mut tasks: tokio::task::JoinSet<(u16, Vec<Response>)> = tokio::task::JoinSet::new();
     let mut task_ids: HashMap<tokio::task::Id, u16> = HashMap::new();
     let (resp_tx, mut resp_rx) = mpsc::channel::<Response>(EVENT_QUEUE);
+    let mut streamed: Option<Streamed> = None;
     loop {
         while let (Some(message), Some(assoc)) = (queue.front(), info.as_ref()) {
             let id = message.command.get_us(tags::MESSAGE_ID).unwrap_or(0);
@@ -387,13 +484,8 @@ async fn serve_one(
             let Some(message) = queue.pop_front() else {
                 break;
             };
-            let cancelled = Arc::new(AtomicBool::new(cancelled_ids.remove(&id)));
-            let (reply_tx, reply_rx) = mpsc::channel(EVENT_QUEUE);
-            let responder = Responder {
-                tx: resp_tx.clone(),
-                cancelled: cancelled.clone(),
-                replies: Arc::new(tokio::sync::Mutex::new(reply_rx)),
-            };
+            let (responder, cancelled, reply_tx) =
+                responder_for(&resp_tx, cancelled_ids.remove(&id));
             if running.is_empty() {
                 // The peer waits for our answer: its silence meanwhile is no idleness.
                 let _ = req_tx.send(Request::Hold(true)).await;
@@ -456,16 +548,32 @@ async fn serve_one(
                             // Shutting down: transient, so that the peer tries again later.
                             permit = None;
                             Err(negotiation::reject_congestion())
-                        } else if permit.is_some() {
+                        } else if permit.is_some() && service.negotiation_blocks() {
                             // The hooks may call into Python (EVT_USER_ID ...): never on an
-                            // I/O thread, so the negotiation runs on the blocking pool.
+                            // I/O thread, so the negotiation runs on the blocking pool, a
+                            // few at a time (a burst of requests waits, takes no threads).
                             let mut hooks = service.hooks(peer);
                             let config = config.clone();
-                            tokio::task::spawn_blocking(move || {
-                                negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
-                            })
-                            .await
-                            .unwrap_or_else(|_| Err(negotiation::reject_congestion()))
+                            match negotiations.clone().acquire_owned().await {
+                                Ok(_slot) => {
+                                    let (tx, rx) = tokio::sync::oneshot::channel();
+                                    service
+                                        .run_blocking(Box::new(move || {
+                                            let _ = tx.send(negotiation::accept(
+                                                &rq,
+                                                &config.acceptor,
+                                                hooks.as_mut(),
+                                            ));
+                                        }))
+                                        .await;
+                                    rx.await
+                                        .unwrap_or_else(|_| Err(negotiation::reject_congestion()))
+                                }
+                                Err(_) => Err(negotiation::reject_congestion()),
+                            }
+                        } else if permit.is_some() {
+                            let mut hooks = service.hooks(peer);
+                            negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
                         } else {
                             Err(negotiation::reject_local_limit())
                         };
@@ -530,6 +638,78 @@ async fn serve_one(
                             }
                         } else {
                             queue.push_back(message);
+                        }
+                    }
+                    AssociationEvent::DataSetStarted { context_id, command, head } => {
+                        let origin = Origin { id, peer, info: info.as_ref() };
+                        tell(&service, origin, notify::DIMSE_RECV, || Notification::DimseRecv {
+                            context_id,
+                            command: Bytes::from(command.encode()),
+                        })
+                        .await;
+                        let is_request = command.command_field().is_some_and(|f| f & 0x8000 == 0);
+                        let sink = info
+                            .as_ref()
+                            .filter(|_| is_request)
+                            .and_then(|assoc| service.stream(assoc, context_id, &command, &head));
+                        streamed = Some(match sink {
+                            Some(mut sink) => {
+                                for part in head.parts() {
+                                    sink.write(part.clone()).await;
+                                }
+                                Streamed::Sink {
+                                    sink,
+                                    message_id: command.get_us(tags::MESSAGE_ID).unwrap_or(0),
+                                }
+                            }
+                            None => Streamed::Held {
+                                context_id,
+                                command,
+                                parts: head.parts().to_vec(),
+                            },
+                        });
+                    }
+                    AssociationEvent::DataSetPart { data, last } => {
+                        match streamed.as_mut() {
+                            Some(Streamed::Sink { sink, .. }) => sink.write(data).await,
+                            Some(Streamed::Held { parts, .. }) => parts.push(data),
+                            None => {}
+                        }
+                        if last {
+                            match streamed.take() {
+                                Some(Streamed::Sink { sink, message_id }) => {
+                                    let (responder, cancelled, reply_tx) = responder_for(
+                                        &resp_tx,
+                                        cancelled_ids.remove(&message_id),
+                                    );
+                                    if running.is_empty() {
+                                        let _ = req_tx.send(Request::Hold(true)).await;
+                                    }
+                                    let work = sink.finish(responder);
+                                    let task = tasks.spawn(async move { (message_id, work.await) });
+                                    task_ids.insert(task.id(), message_id);
+                                    running.insert(
+                                        message_id,
+                                        Running { cancelled, replies: reply_tx, exclusive: false },
+                                    );
+                                }
+                                Some(Streamed::Held { context_id, command, parts }) => {
+                                    let message = ReceivedMessage {
+                                        context_id,
+                                        command,
+                                        dataset: Some(Payload::from_parts(parts)),
+                                    };
+                                    if message.command.command_field().is_some_and(|f| f & 0x8000 != 0) {
+                                        // A (large) response to the running C-GET's request.
+                                        if let Some(r) = running.values().find(|r| r.exclusive) {
+                                            let _ = r.replies.try_send(message);
+                                        }
+                                    } else {
+                                        queue.push_back(message);
+                                    }
+                                }
+                                None => {}
+                            }
                         }
                     }
                     AssociationEvent::ReleaseRequested => {

@@ -129,6 +129,14 @@ impl FileStore {
     /// Writes the instance and returns its path once the file is complete under its final
     /// name. A file already there (the same SOP Instance UID sent again) is replaced.
     pub fn store(&self, instance: &Instance<'_>) -> Result<PathBuf, StoreError> {
+        self.create(instance)?.commit()
+    }
+
+    /// Starts writing an instance whose data set arrives in parts: `instance.dataset` is
+    /// its start (enough to find the Study/Series UIDs for [`Layout::Study`]); more
+    /// follows with [`PartialFile::write`], and [`PartialFile::commit`] puts the file
+    /// under its final name. Dropped without a commit, the partial file is removed.
+    pub fn create(&self, instance: &Instance<'_>) -> Result<PartialFile, StoreError> {
         let mut meta = FileMeta::new(
             trim_uid(instance.sop_class_uid),
             trim_uid(instance.sop_instance_uid),
@@ -147,47 +155,87 @@ impl FileStore {
             source,
         })?;
         let temp = temp_name(&path);
-        let written = self
-            .write_new(&temp, &header, instance.dataset)
-            .and_then(|()| {
-                fs::rename(&temp, &path).map_err(|source| StoreError::Io {
-                    op: "cannot rename into",
-                    path: path.clone(),
-                    source,
-                })
-            });
-        if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-        if self.durability == Durability::Fsync {
-            // The rename is durable only once the folder's entry is.
-            File::open(&folder)
-                .and_then(|d| d.sync_all())
-                .map_err(|source| StoreError::Io {
-                    op: "cannot sync folder",
-                    path: folder,
-                    source,
-                })?;
-        }
-        Ok(path)
-    }
-
-    fn write_new(&self, temp: &Path, header: &[u8], dataset: &[&[u8]]) -> Result<(), StoreError> {
-        let io = |op: &'static str| {
-            let path = temp.to_path_buf();
-            move |source| StoreError::Io { op, path, source }
-        };
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(temp)
-            .map_err(io("cannot create"))?;
-        write_all_vectored(&mut file, header, dataset).map_err(io("cannot write"))?;
+            .open(&temp)
+            .map_err(|source| StoreError::Io {
+                op: "cannot create",
+                path: temp.clone(),
+                source,
+            })?;
+        let mut partial = PartialFile {
+            file,
+            temp,
+            path,
+            folder,
+            durability: self.durability,
+            committed: false,
+        };
+        partial.write_parts(&header, instance.dataset)?;
+        Ok(partial)
+    }
+}
+
+/// A file being written under its temporary name (see [`FileStore::create`]).
+#[derive(Debug)]
+pub struct PartialFile {
+    file: File,
+    temp: PathBuf,
+    path: PathBuf,
+    folder: PathBuf,
+    durability: Durability,
+    committed: bool,
+}
+
+impl PartialFile {
+    /// The path the file will have once committed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends the next parts of the data set.
+    pub fn write(&mut self, parts: &[&[u8]]) -> Result<(), StoreError> {
+        self.write_parts(&[], parts)
+    }
+
+    fn write_parts(&mut self, header: &[u8], parts: &[&[u8]]) -> Result<(), StoreError> {
+        write_all_vectored(&mut self.file, header, parts).map_err(|source| StoreError::Io {
+            op: "cannot write",
+            path: self.temp.clone(),
+            source,
+        })
+    }
+
+    /// Completes the file: flushed to the device with [`Durability::Fsync`], then renamed
+    /// to its final name (replacing a file of the same instance). Returns that name.
+    pub fn commit(mut self) -> Result<PathBuf, StoreError> {
+        let io = |op: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { op, path, source }
+        };
         if self.durability == Durability::Fsync {
-            file.sync_all().map_err(io("cannot sync"))?;
+            self.file
+                .sync_all()
+                .map_err(io("cannot sync", &self.temp))?;
         }
-        Ok(())
+        fs::rename(&self.temp, &self.path).map_err(io("cannot rename into", &self.path))?;
+        self.committed = true;
+        if self.durability == Durability::Fsync {
+            // The rename is durable only once the folder's entry is.
+            File::open(&self.folder)
+                .and_then(|d| d.sync_all())
+                .map_err(io("cannot sync folder", &self.folder))?;
+        }
+        Ok(std::mem::take(&mut self.path))
+    }
+}
+
+impl Drop for PartialFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
     }
 }
 
@@ -199,8 +247,11 @@ const SERIES_INSTANCE_UID: u32 = 0x0020_000E;
 /// joining them.
 fn write_all_vectored(file: &mut File, header: &[u8], dataset: &[&[u8]]) -> io::Result<()> {
     let mut parts: Vec<&[u8]> = Vec::with_capacity(dataset.len() + 1);
-    parts.push(header);
-    parts.extend(dataset.iter().copied().filter(|p| !p.is_empty()));
+    parts.extend(
+        std::iter::once(header)
+            .chain(dataset.iter().copied())
+            .filter(|p| !p.is_empty()),
+    );
     let mut first = 0;
     while first < parts.len() {
         // The kernel takes at most IOV_MAX (1024) slices per call.
@@ -368,6 +419,32 @@ mod tests {
         assert_eq!(&bytes[header.data_offset as usize..], &data[..]);
         assert_eq!(join_prefix(&parts, 10), data[..10].to_vec());
         assert_eq!(join_prefix(&parts, usize::MAX), data);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_in_parts_appears_only_when_committed() {
+        let dir = temp_dir("partial");
+        let store = FileStore::new(&dir, Layout::Flat, Durability::Fsync);
+        let mut partial = store.create(&instance("3.3", &[b"ab"])).unwrap();
+        partial.write(&[b"cd", b"", b"ef"]).unwrap();
+        partial.write(&[]).unwrap();
+        let names = || -> Vec<String> {
+            fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert!(names()[0].ends_with(TEMP_SUFFIX), "{:?}", names());
+        let path = partial.commit().unwrap();
+        assert_eq!(names(), vec!["3.3.dcm".to_owned()]);
+        let bytes = fs::read(&path).unwrap();
+        let header = crate::filemeta::parse(&bytes).unwrap();
+        assert_eq!(&bytes[header.data_offset as usize..], b"abcdef");
+        // Dropped before its commit (the association ended mid-way): nothing is left.
+        let partial = store.create(&instance("3.4", &[b"ab"])).unwrap();
+        drop(partial);
+        assert_eq!(names(), vec!["3.3.dcm".to_owned()]);
         fs::remove_dir_all(&dir).unwrap();
     }
 
