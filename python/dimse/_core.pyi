@@ -151,6 +151,7 @@ class Server:
         storage: dict[str, Any] | None = None,
         on_stored: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
         reuse_port: bool = False,
+        forward: dict[str, Any] | None = None,
     ) -> Server: ...
     @property
     def address(self) -> tuple[str, int]: ...

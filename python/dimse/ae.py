@@ -66,6 +66,7 @@ from dimse.exceptions import (
     InvalidArgument,
     InvalidFile,
 )
+from dimse.forward import Forward
 from dimse.pdu_primitives import (
     AsynchronousOperationsWindowNegotiation,
     SCP_SCU_RoleSelectionNegotiation,
@@ -348,13 +349,15 @@ class AE:
         contexts: Sequence[PresentationContext] | None = None,
         storage: FileStorage | None = None,
         reuse_port: bool = False,
+        forward: Forward | None = None,
     ) -> Server | None:
         """Starts a server on ``address`` (host, port; port 0 picks a free one).
 
         With ``block=False`` returns the running Server (stop it with ``shutdown()``);
         with ``block=True`` serves until interrupted (Ctrl-C), then shuts down.
         With ``storage`` (a :class:`dimse.storage.FileStorage`) every C-STORE is written
-        to a file in Rust instead of going to an EVT_C_STORE handler. With
+        to a file in Rust instead of going to an EVT_C_STORE handler; with ``forward``
+        (a :class:`dimse.forward.Forward`) it is passed on to another AE in Rust. With
         ``reuse_port`` (SO_REUSEPORT) several processes may listen on the same port, the
         kernel spreading connections over them (one server per core, each with its own
         GIL).
@@ -372,6 +375,7 @@ class AE:
             ae_title or self._ae_title,
             storage,
             reuse_port=reuse_port,
+            forward=forward,
         )
         self._servers.append(server)
         if not block:
@@ -533,9 +537,13 @@ class Server:
         ae_title: str,
         storage: FileStorage | None = None,
         reuse_port: bool = False,
+        forward: Forward | None = None,
     ) -> None:
         self.ae = ae
         self._storage = storage
+        self._forward = forward
+        if storage is not None and forward is not None:
+            raise InvalidArgument("give storage= or forward=, not both: each answers C-STORE")
         self._handlers = normalize_handlers(evt_handlers)
         check_events(self._handlers, _ACCEPTOR_EVENTS, "start_server()")
         self._check_storage()
@@ -572,6 +580,7 @@ class Server:
             storage=storage.settings() if storage is not None else None,
             on_stored=self._on_stored if storage and storage.on_stored else None,
             reuse_port=reuse_port,
+            forward=forward.settings(ae_title) if forward is not None else None,
         )
         self._update_core()
         LOGGER.info("serving %s on %s:%s", ae_title, *self._core.address)
@@ -593,6 +602,11 @@ class Server:
         self._update_core()
 
     def _check_storage(self) -> None:
+        if self._forward is not None and EVT_C_STORE in self._handlers:
+            raise InvalidArgument(
+                "this server forwards C-STORE data sets itself (forward=Forward(...)): "
+                "unbind the EVT_C_STORE handler or leave forward= out"
+            )
         if self._storage is not None and EVT_C_STORE in self._handlers:
             raise InvalidArgument(
                 "this server writes C-STORE data sets itself (storage=FileStorage(...)): "

@@ -29,7 +29,9 @@ use tokio::sync::watch;
 
 use crate::error::{raise, raise_with, Kind};
 use crate::pool::ThreadPool;
+use crate::storage;
 use crate::storage::{NativeStorage, StorageSettings};
+use dimse_core::net::forward::{Destination, Forwarder};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -440,6 +442,8 @@ struct PyService {
     tracked: Arc<Mutex<(HashSet<u64>, Vec<u64>)>>,
     /// C-STORE written to files in Rust, when set.
     storage: Option<Arc<NativeStorage>>,
+    /// C-STORE forwarded to another AE in Rust, when set.
+    forward: Option<Arc<Forwarder>>,
     /// Whether Python has negotiation handlers bound (EVT_USER_ID ...); without them
     /// negotiation never touches Python (nor a blocking thread).
     hooks_bound: Arc<AtomicBool>,
@@ -656,6 +660,10 @@ impl net::Service for PyService {
         responder: net::Responder,
     ) -> ServiceFuture {
         let field = message.command.command_field();
+        if let Some(forwarder) = self.forward.clone().filter(|_| field == Some(0x0001)) {
+            let info = assoc.clone();
+            return Box::pin(async move { vec![forward_one(&forwarder, &info, &message).await] });
+        }
         if let Some(storage) = self.storage.clone().filter(|_| field == Some(0x0001)) {
             let info = assoc.clone();
             return Box::pin(async move {
@@ -718,6 +726,74 @@ impl net::Service for PyService {
                 })
                 .await;
             joined.unwrap_or_default()
+        })
+    }
+}
+
+/// A C-STORE passed on to the destination, answered with its status (PS3.4 B.2.3).
+async fn forward_one(
+    forwarder: &Forwarder,
+    info: &AssociationInfo,
+    message: &ReceivedMessage,
+) -> Response {
+    let request = storage::decode_request(&message.command);
+    let outcome: storage::Outcome = async {
+        let rq = request.clone()?;
+        let dataset = message.dataset.as_ref().ok_or_else(|| {
+            (
+                Status(0xC210),
+                "the C-STORE-RQ carries no data set".to_owned(),
+            )
+        })?;
+        storage::check_length(dataset.len())?;
+        let transfer_syntax = storage::transfer_syntax(info, message.context_id)?;
+        let done = forwarder
+            .forward(&rq, &transfer_syntax, dataset.to_bytes())
+            .await;
+        Ok((done.status, done.error_comment))
+    }
+    .await;
+    storage::respond(message.context_id, &message.command, request.ok(), outcome)
+}
+
+/// Forwarding settings from Python (`dimse.forward.Forward`).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct ForwardSettings {
+    host: String,
+    port: u16,
+    ae_title: String,
+    calling_ae_title: String,
+    max_associations: usize,
+    idle_timeout: f64,
+    dimse_timeout: f64,
+    spool: Option<std::path::PathBuf>,
+    retry_interval: f64,
+}
+
+impl ForwardSettings {
+    fn destination(self, settings: &Settings) -> PyResult<Destination> {
+        let title = |t: &str| {
+            dimse_core::pdu::AeTitle::new(t)
+                .map_err(|e| raise(Kind::InvalidArgument, e.to_string()))
+        };
+        Ok(Destination {
+            address: format!("{}:{}", self.host, self.port),
+            calling_ae_title: title(&self.calling_ae_title)?,
+            called_ae_title: title(&self.ae_title)?,
+            max_associations: self.max_associations.max(1),
+            idle_timeout: seconds(Some(self.idle_timeout)).unwrap_or(Duration::from_secs(30)),
+            dimse_timeout: seconds(Some(self.dimse_timeout)).unwrap_or(Duration::from_secs(60)),
+            config: net::ClientConfig {
+                connect_timeout: seconds(settings.connection_timeout),
+                timeouts: settings.timeouts(),
+                network_timeout: seconds(settings.network_timeout),
+                limits: Limits {
+                    stream_threshold: usize::MAX,
+                    ..settings.limits()
+                },
+            },
+            spool: self.spool,
+            retry_interval: seconds(Some(self.retry_interval)).unwrap_or(Duration::from_secs(10)),
         })
     }
 }
@@ -951,7 +1027,7 @@ pub struct Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None, reuse_port=false))]
+    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None, reuse_port=false, forward=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -967,6 +1043,7 @@ impl Server {
         storage: Option<&Bound<'_, PyAny>>,
         on_stored: Option<Py<PyAny>>,
         reuse_port: bool,
+        forward: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Server> {
         let storage = match storage {
             Some(s) => {
@@ -977,6 +1054,16 @@ impl Server {
         };
         let acceptor: AcceptorParams = depythonize(acceptor, "server parameters")?;
         let settings: Settings = depythonize(settings, "AE settings")?;
+        let forward = match forward {
+            Some(f) => {
+                let f: ForwardSettings = depythonize(f, "forwarding settings")?;
+                let destination = f.destination(&settings)?;
+                // Its housekeeping task runs on the shared runtime.
+                let _inside = runtime().enter();
+                Some(Forwarder::start(destination))
+            }
+            None => None,
+        };
         let config = Arc::new(net::ServerConfig {
             acceptor,
             timeouts: settings.timeouts(),
@@ -997,6 +1084,7 @@ impl Server {
             pool: ThreadPool::new("dimse-handler", handler_threads.max(1)),
             tracked: tracked.clone(),
             storage,
+            forward,
             hooks_bound: hooks_bound.clone(),
             notify_pool: ThreadPool::new("dimse-notify", NOTIFY_THREADS),
         });

@@ -169,9 +169,9 @@ impl NativeStorage {
 }
 
 /// A status with an optional comment, or a failure status and why.
-type Outcome = Result<(Status, Option<String>), (Status, String)>;
+pub(crate) type Outcome = Result<(Status, Option<String>), (Status, String)>;
 
-fn decode_request(command: &CommandSet) -> Result<CStoreRq, (Status, String)> {
+pub(crate) fn decode_request(command: &CommandSet) -> Result<CStoreRq, (Status, String)> {
     match Command::from_command_set(command) {
         Ok(decoded) => match decoded.command {
             Command::CStoreRq(rq) => Ok(rq),
@@ -182,14 +182,15 @@ fn decode_request(command: &CommandSet) -> Result<CStoreRq, (Status, String)> {
 }
 
 /// The C-STORE-RSP to a request (PS3.7 9.3.1.2).
-fn respond(
+pub(crate) fn respond(
     context_id: u8,
     command: &CommandSet,
     request: Option<CStoreRq>,
     outcome: Outcome,
 ) -> Response {
+    // Any comment, ours or a destination's, fits an LO (64 characters).
     let (status, error_comment) = match outcome {
-        Ok(status) => status,
+        Ok((status, text)) => (status, text.map(|t| comment(&t))),
         Err((status, text)) => (status, Some(comment(&text))),
     };
     let mut rsp = CStoreRsp {
@@ -218,14 +219,17 @@ fn respond(
 
 /// A data set always has an even length (PS3.5 7.1); an odd one was cut or padded
 /// wrongly, and would be stored broken.
-fn check_length(len: usize) -> Result<(), (Status, String)> {
+pub(crate) fn check_length(len: usize) -> Result<(), (Status, String)> {
     if len % 2 != 0 {
         return Err((Status(0xC210), format!("data set of odd length {len}")));
     }
     Ok(())
 }
 
-fn transfer_syntax(info: &AssociationInfo, context_id: u8) -> Result<String, (Status, String)> {
+pub(crate) fn transfer_syntax(
+    info: &AssociationInfo,
+    context_id: u8,
+) -> Result<String, (Status, String)> {
     info.negotiated
         .accepted()
         .find(|c| c.id == context_id)

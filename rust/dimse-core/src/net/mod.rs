@@ -5,6 +5,7 @@
 
 mod client;
 mod driver;
+pub mod forward;
 mod server;
 
 pub use client::{associate, AssociateError, Client, ClientConfig, LinkError};
