@@ -314,3 +314,41 @@ def test_storescp_app_with_dcmtk_storescu(tmp_path):
         assert src.read_bytes()[a["data_offset"] :] == dst.read_bytes()[b["data_offset"] :]
         assert b["source_application_entity_title"] == "STORESCU"
     assert not [p for p in out.rglob("*.part")]
+
+
+def test_a_python_handler_gets_large_data_sets_spooled_to_a_file(tmp_path):
+    """Above ``AE.stream_threshold`` a data set for a Python EVT_C_STORE handler is
+    written to a file as it arrives (``event.dataset_path``), never held whole; the file
+    goes away after the handler unless the handler moved it."""
+    seen: list[tuple] = []
+
+    def on_store(event):
+        path = event.dataset_path
+        exists = path is not None and path.exists()
+        seen.append((path, exists, event.dataset.PatientID, len(event.encoded_dataset())))
+        if event.dataset.PatientID == "KEEP":
+            path.rename(tmp_path / "kept.dcm")
+        return 0
+
+    ae = AE("STORESCP")
+    ae.stream_threshold = 64 * 1024
+    ae.add_supported_context(sop.CTImageStorage, [ExplicitVRLittleEndian])
+    server = ae.start_server(
+        (LOOPBACK, 0), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        small, big, keep = ct(1000), ct(300_000), ct(300_000)
+        keep.PatientID = "KEEP"
+        assert send(server.server_address[1], small, big, keep) == [0, 0, 0]
+    finally:
+        server.shutdown()
+    (p0, _, _, _), (p1, e1, id1, n1), (_, e2, id2, _) = seen
+    assert p0 is None  # small: in memory, as before
+    assert e1
+    assert e2
+    assert (id1, id2) == ("P1", "KEEP")
+    assert n1 > 300_000  # the whole file: meta + data set
+    assert not p1.exists()  # removed after the handler
+    assert not p1.parent.exists()
+    kept = dcmread(tmp_path / "kept.dcm")
+    assert kept.PixelData == keep.PixelData

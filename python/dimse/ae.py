@@ -720,14 +720,22 @@ class Server:
         return bool(self._view(info).get_handlers(event_type))
 
     def _store(
-        self, info: dict[str, Any], context_id: int, command: bytes, dataset: bytes | None
+        self,
+        info: dict[str, Any],
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None,
+        path: str | None = None,
     ) -> dict[str, Any]:
+        # A data set above AE.stream_threshold was spooled to a file as it arrived: the
+        # handler gets its path (and reads it only if it asks for the data set).
         event = Event(
             self._view(info),
             EVT_C_STORE,
             request=command_dataset(command),
             context=_context(info, context_id),
-            data=dataset if dataset is not None else b"",
+            data=dataset if dataset is not None or path is not None else b"",
+            dataset_path=Path(path) if path is not None else None,
         )
         return _store_status(self, event)
 
@@ -738,8 +746,10 @@ class Server:
         command: bytes,
         dataset: bytes | None,
         responder: _core.Responder,
+        path: str | None = None,
     ) -> list[tuple[int, bytes, bytes | None]]:
-        """Called from the handler pool for every request Rust does not answer itself."""
+        """Called from the handler pool for every request Rust does not answer itself;
+        ``path``: a C-STORE data set spooled to that file instead of ``dataset``."""
         try:
             request = _core.decode_message(command)
         except Exception:
@@ -778,7 +788,7 @@ class Server:
                 response.update(status=0x0110, error_comment=_comment(f"handler raised {e!r}"))
         elif request["type"] == "C-STORE-RQ":
             response["affected_sop_instance_uid"] = request["affected_sop_instance_uid"]
-            response.update(self._store(info, context_id, command, dataset))
+            response.update(self._store(info, context_id, command, dataset, path))
         elif request["type"] == "C-MOVE-RQ":
             return self._move(info, context_id, command, dataset, request, response, responder)
         elif request["type"] == "C-GET-RQ":

@@ -10,8 +10,10 @@ import datetime
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID
 
@@ -155,17 +157,25 @@ class Event:
     attrs: dict[str, Any] = field(default_factory=dict)
     #: The request's data set as received (encoded in the context's transfer syntax).
     data: bytes | None = None
+    #: C-STORE: a data set larger than ``AE.stream_threshold`` is not held in memory but
+    #: spooled to this DICOM file (File Meta Information + the data set as received) as
+    #: it arrives; ``data`` is then None. The file is removed after the handler returns,
+    #: unless the handler moved it (as pynetdicom's ``event.dataset_path``).
+    dataset_path: Path | None = None
     _decoded: Dataset | None = field(default=None, repr=False)
 
     @property
     def dataset(self) -> Dataset:
         """The request's data set, decoded by pydicom on first access."""
+        if self._decoded is None and self.dataset_path is not None:
+            self._decoded = dcmread(self.dataset_path)
+        if self._decoded is not None:
+            return self._decoded
         if self.data is None:
             raise AttributeError(f"{self.event.name} has no data set")
-        if self._decoded is None:
-            from dimse import dsutils
+        from dimse import dsutils
 
-            self._decoded = dsutils.decode(self.data, self.context.transfer_syntax[0])
+        self._decoded = dsutils.decode(self.data, self.context.transfer_syntax[0])
         return self._decoded
 
     @property
@@ -243,6 +253,14 @@ class Event:
         """The data set bytes as received, without decoding them. With ``include_meta``
         (the default, as in pynetdicom) a complete DICOM file: preamble, File Meta
         Information and data set."""
+        if self.dataset_path is not None:
+            # Spooled: read it (it was too large to hold; the caller asked for it).
+            raw = self.dataset_path.read_bytes()
+            if include_meta:
+                return raw
+            from dimse import _core
+
+            return raw[_core.read_file_meta(self.dataset_path)["data_offset"] :]
         if self.data is None:
             raise AttributeError(f"{self.event.name} has no data set")
         if not include_meta:

@@ -451,6 +451,8 @@ struct PyService {
     /// GIL): separate from the handler pool, which a handler may hold while it waits
     /// for its association to take a response.
     notify_pool: Arc<ThreadPool>,
+    /// Threads spooling large data sets for Python handlers to files.
+    spool_io: Arc<ThreadPool>,
 }
 
 /// Threads delivering notifications (and running negotiation hooks) to Python.
@@ -634,13 +636,40 @@ impl net::Service for PyService {
         command: &dimse_core::message::CommandSet,
         _head: &Payload,
     ) -> Option<Box<dyn net::DataSetSink>> {
-        // Native storage writes a large C-STORE data set as it arrives; anything else
-        // is held whole for its handler.
-        let storage = self.storage.as_ref()?;
-        if command.command_field() != Some(0x0001) {
+        // Native storage writes a large C-STORE data set as it arrives, a Python
+        // handler gets it spooled to a file; anything else (forwarding, other requests)
+        // is held whole.
+        if command.command_field() != Some(0x0001) || self.forward.is_some() {
             return None;
         }
-        storage.stream(assoc, context_id, command)
+        if let Some(storage) = self.storage.as_ref() {
+            return storage.stream(assoc, context_id, command);
+        }
+        let dispatch = self.dispatch.clone()?;
+        let rq = storage::decode_request(command).ok()?;
+        let transfer_syntax = storage::transfer_syntax(assoc, context_id).ok()?;
+        let folder = spool_folder();
+        let store = dimse_core::storage::FileStore::new(
+            &folder,
+            dimse_core::storage::Layout::Flat,
+            dimse_core::storage::Durability::Rename,
+        );
+        Some(Box::new(SpoolSink {
+            file: storage::StreamFile::new(
+                store,
+                self.spool_io.clone(),
+                rq,
+                transfer_syntax,
+                storage::calling_ae(assoc),
+                false,
+            ),
+            folder,
+            dispatch,
+            pool: self.pool.clone(),
+            info: assoc.clone(),
+            context_id,
+            command: command.clone(),
+        }))
     }
 
     fn hooks(&self, _peer: SocketAddr) -> Box<dyn AcceptorHooks + Send> {
@@ -686,48 +715,140 @@ impl net::Service for PyService {
         let pool = self.pool.clone();
         let info = assoc.clone();
         Box::pin(async move {
-            let joined = pool
-                .run(move || {
-                    Python::attach(|py| -> PyResult<Vec<Response>> {
-                        let command = PyBytes::new(py, &message.command.encode());
-                        let dataset = message
-                            .dataset
-                            .as_ref()
-                            .map(|d| payload_bytes(py, d))
-                            .transpose()?;
-                        let responder = Py::new(py, Responder { inner: responder })?;
-                        let out = dispatch.call1(
-                            py,
-                            (
-                                assoc_dict(py, &info)?,
-                                message.context_id,
-                                command,
-                                dataset,
-                                responder,
-                            ),
-                        )?;
-                        let items: Vec<(u8, PyBackedBytes, Option<PyBackedBytes>)> =
-                            out.extract(py)?;
-                        Ok(items
-                            .into_iter()
-                            .map(|(context_id, command, dataset)| Response {
-                                context_id,
-                                command: Bytes::from_owner(command),
-                                dataset: dataset.map(Bytes::from_owner),
-                            })
-                            .collect())
-                    })
-                    .unwrap_or_else(|e| {
-                        // The dispatcher turns handler errors into failure statuses itself; an
-                        // error here is a bug in it. Say so, and answer an echo at least.
-                        Python::attach(|py| e.print(py));
-                        echo_response(&message).into_iter().collect()
-                    })
-                })
-                .await;
-            joined.unwrap_or_default()
+            pool.run(move || {
+                let context_id = message.context_id;
+                call_dispatch(
+                    &dispatch,
+                    &info,
+                    context_id,
+                    &message.command,
+                    message.dataset.as_ref(),
+                    None,
+                    responder,
+                )
+                // A failure here is a bug in the dispatcher (it turns handler errors into
+                // failure statuses itself), already reported: answer an echo at least.
+                .unwrap_or_else(|| echo_response(&message).into_iter().collect())
+            })
+            .await
+            .unwrap_or_default()
         })
     }
+}
+
+/// Calls the Python dispatcher for one request (its data set in memory, or spooled to
+/// the file at `path`) and takes the responses it returns; `None` (reported) when the
+/// dispatcher itself failed.
+fn call_dispatch(
+    dispatch: &Py<PyAny>,
+    info: &AssociationInfo,
+    context_id: u8,
+    command: &dimse_core::message::CommandSet,
+    dataset: Option<&Payload>,
+    path: Option<&std::path::Path>,
+    responder: net::Responder,
+) -> Option<Vec<Response>> {
+    Python::attach(|py| -> PyResult<Vec<Response>> {
+        let command_bytes = PyBytes::new(py, &command.encode());
+        let dataset = dataset.map(|d| payload_bytes(py, d)).transpose()?;
+        let responder = Py::new(py, Responder { inner: responder })?;
+        let out = dispatch.call1(
+            py,
+            (
+                assoc_dict(py, info)?,
+                context_id,
+                command_bytes,
+                dataset,
+                responder,
+                path,
+            ),
+        )?;
+        let items: Vec<(u8, PyBackedBytes, Option<PyBackedBytes>)> = out.extract(py)?;
+        Ok(items
+            .into_iter()
+            .map(|(context_id, command, dataset)| Response {
+                context_id,
+                command: Bytes::from_owner(command),
+                dataset: dataset.map(Bytes::from_owner),
+            })
+            .collect())
+    })
+    .map_err(|e| Python::attach(|py| e.print(py)))
+    .ok()
+}
+
+/// A C-STORE data set for a Python handler, too large to hold: spooled to a file as it
+/// arrives; the handler then gets the file (`event.dataset_path`), removed afterwards.
+struct SpoolSink {
+    file: storage::StreamFile,
+    folder: std::path::PathBuf,
+    dispatch: Arc<Py<PyAny>>,
+    pool: Arc<ThreadPool>,
+    info: AssociationInfo,
+    context_id: u8,
+    command: dimse_core::message::CommandSet,
+}
+
+impl net::DataSetSink for SpoolSink {
+    fn write(
+        &mut self,
+        part: Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.file.write(part))
+    }
+
+    fn finish(self: Box<Self>, responder: net::Responder) -> ServiceFuture {
+        Box::pin(async move {
+            let SpoolSink {
+                file,
+                folder,
+                dispatch,
+                pool,
+                info,
+                context_id,
+                command,
+            } = *self;
+            let request = storage::decode_request(&command).ok();
+            let out = match file.finish().await {
+                Err(failure) => {
+                    vec![storage::respond(
+                        context_id,
+                        &command,
+                        request,
+                        Err(failure),
+                    )]
+                }
+                Ok((path, _)) => pool
+                    .run(move || {
+                        call_dispatch(
+                            &dispatch,
+                            &info,
+                            context_id,
+                            &command,
+                            None,
+                            path.as_deref(),
+                            responder,
+                        )
+                        .unwrap_or_default()
+                    })
+                    .await
+                    .unwrap_or_default(),
+            };
+            // The handler had its chance to keep the file (by moving it away).
+            let _ = std::fs::remove_dir_all(&folder);
+            out
+        })
+    }
+}
+
+/// Where data sets for Python handlers are spooled: one fresh folder per message.
+fn spool_folder() -> std::path::PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "dimse-spool-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// A C-STORE passed on to the destination, answered with its status (PS3.4 B.2.3).
@@ -1087,6 +1208,7 @@ impl Server {
             forward,
             hooks_bound: hooks_bound.clone(),
             notify_pool: ThreadPool::new("dimse-notify", NOTIFY_THREADS),
+            spool_io: ThreadPool::new("dimse-spool", 2),
         });
         let listener = block_on(py, listen(host.clone(), port, reuse_port))?.map_err(|e| {
             raise(

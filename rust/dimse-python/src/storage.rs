@@ -50,7 +50,11 @@ pub struct NativeStorage {
 
 /// ErrorComment is an LO: at most 64 characters (PS3.7 C.4.2, PS3.5 6.2).
 fn comment(text: &str) -> String {
-    text.chars().take(64).collect()
+    // LO: no backslash (the value delimiter, PS3.5 6.2), at most 64 characters.
+    text.chars()
+        .map(|c| if c == '\\' { '/' } else { c })
+        .take(64)
+        .collect()
 }
 
 impl NativeStorage {
@@ -90,18 +94,20 @@ impl NativeStorage {
     ) -> Option<Box<dyn DataSetSink>> {
         let rq = decode_request(command).ok()?;
         let transfer_syntax = transfer_syntax(info, context_id).ok()?;
+        let file = StreamFile::new(
+            self.store.clone(),
+            self.io.clone(),
+            rq,
+            transfer_syntax,
+            calling_ae(info),
+            self.discard,
+        );
         Some(Box::new(StoreSink {
             storage: self.clone(),
             info: info.clone(),
             context_id,
             command: command.clone(),
-            rq,
-            transfer_syntax,
-            file: None,
-            failed: None,
-            buffered: Vec::new(),
-            buffered_len: 0,
-            total: 0,
+            file,
         }))
     }
 
@@ -237,7 +243,7 @@ pub(crate) fn transfer_syntax(
         .ok_or_else(|| (Status(0xC210), "no accepted context for the request".into()))
 }
 
-fn calling_ae(info: &AssociationInfo) -> String {
+pub(crate) fn calling_ae(info: &AssociationInfo) -> String {
     info.negotiated.calling_ae_title.as_str().trim().to_owned()
 }
 
@@ -272,51 +278,82 @@ fn store_failure(e: StoreError) -> (Status, String) {
 const STREAM_WRITERS: usize = 4;
 
 /// Parts are gathered up to this much before each write (one vectored write on the
-/// blocking pool): few thread hand-offs, little memory.
+/// file threads): few thread hand-offs, little memory.
 const FLUSH_BYTES: usize = 1 << 20;
 
-/// A C-STORE data set written to its file as it arrives (see [`NativeStorage::stream`]).
-struct StoreSink {
-    storage: Arc<NativeStorage>,
-    info: AssociationInfo,
-    context_id: u8,
-    command: CommandSet,
+/// A data set written to its file as it arrives, a buffer at a time, on `io`'s threads.
+pub(crate) struct StreamFile {
+    store: FileStore,
+    io: Arc<ThreadPool>,
     rq: CStoreRq,
     transfer_syntax: String,
+    calling: String,
     /// The file, once its first parts are written.
     file: Option<PartialFile>,
     /// The first failure; the remaining parts are then dropped.
     failed: Option<(Status, String)>,
+    /// Count the bytes, write nothing.
+    discard: bool,
     buffered: Vec<Bytes>,
     buffered_len: usize,
     total: usize,
 }
 
-impl StoreSink {
-    /// Writes what is buffered (creating the file on the first call) on the blocking pool.
+impl StreamFile {
+    pub(crate) fn new(
+        store: FileStore,
+        io: Arc<ThreadPool>,
+        rq: CStoreRq,
+        transfer_syntax: String,
+        calling: String,
+        discard: bool,
+    ) -> StreamFile {
+        StreamFile {
+            store,
+            io,
+            rq,
+            transfer_syntax,
+            calling,
+            file: None,
+            failed: None,
+            discard,
+            buffered: Vec::new(),
+            buffered_len: 0,
+            total: 0,
+        }
+    }
+
+    pub(crate) async fn write(&mut self, part: Bytes) {
+        self.total += part.len();
+        if self.failed.is_some() || self.discard {
+            return;
+        }
+        self.buffered_len += part.len();
+        self.buffered.push(part);
+        if self.buffered_len >= FLUSH_BYTES {
+            self.flush().await;
+        }
+    }
+
+    /// Writes what is buffered (creating the file on the first call).
     async fn flush(&mut self) {
         let parts = std::mem::take(&mut self.buffered);
         self.buffered_len = 0;
-        if self.failed.is_some() || self.storage.discard || parts.is_empty() {
+        if self.failed.is_some() || self.discard || parts.is_empty() {
             return;
         }
-        let storage = self.storage.clone();
+        let store = self.store.clone();
         let rq = self.rq.clone();
         let transfer_syntax = self.transfer_syntax.clone();
-        let calling = calling_ae(&self.info);
+        let calling = self.calling.clone();
         let file = self.file.take();
         let written = self
-            .storage
             .io
             .run(move || {
                 let slices: Vec<&[u8]> = parts.iter().map(|p| p.as_ref()).collect();
                 match file {
                     Some(mut file) => file.write(&slices).map(|()| file),
-                    None => {
-                        storage
-                            .store
-                            .create(&instance(&rq, &transfer_syntax, &calling, &slices))
-                    }
+                    None => store.create(&instance(&rq, &transfer_syntax, &calling, &slices)),
                 }
                 .map_err(store_failure)
             })
@@ -327,56 +364,71 @@ impl StoreSink {
             None => self.failed = Some((Status::OUT_OF_RESOURCES, "the file writer failed".into())),
         }
     }
+
+    /// The data set is complete: the file under its final name and the data set's
+    /// length (`None` with `discard`), or why not (the partial file is then removed).
+    pub(crate) async fn finish(mut self) -> Result<(Option<PathBuf>, usize), (Status, String)> {
+        self.flush().await;
+        let total = self.total;
+        if let Some(failure) = self.failed.take() {
+            return Err(failure);
+        }
+        check_length(total)?;
+        if self.discard {
+            return Ok((None, total));
+        }
+        let Some(file) = self.file.take() else {
+            return Err((Status(0xC210), "the data set is empty".into()));
+        };
+        self.io
+            .run(move || file.commit().map_err(store_failure))
+            .await
+            .unwrap_or_else(|| Err((Status::OUT_OF_RESOURCES, "the file writer failed".into())))
+            .map(|path| (Some(path), total))
+    }
+}
+
+/// A C-STORE data set written to its file as it arrives (see [`NativeStorage::stream`]).
+struct StoreSink {
+    storage: Arc<NativeStorage>,
+    info: AssociationInfo,
+    context_id: u8,
+    command: CommandSet,
+    file: StreamFile,
 }
 
 impl DataSetSink for StoreSink {
     fn write(&mut self, part: Bytes) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(async move {
-            self.total += part.len();
-            if self.failed.is_some() || self.storage.discard {
-                return;
-            }
-            self.buffered_len += part.len();
-            self.buffered.push(part);
-            if self.buffered_len >= FLUSH_BYTES {
-                self.flush().await;
-            }
-        })
+        Box::pin(self.file.write(part))
     }
 
-    fn finish(mut self: Box<Self>, _responder: Responder) -> ServiceFuture {
+    fn finish(self: Box<Self>, _responder: Responder) -> ServiceFuture {
         Box::pin(async move {
-            self.flush().await;
-            let sink = *self;
-            let io = sink.storage.io.clone();
-            let done = io
-                .run(move || {
-                    let outcome = match (sink.failed, sink.file) {
-                        (Some(failure), _) => Err(failure),
-                        // The partial file, if any, is dropped (removed) here.
-                        (None, _) if sink.total % 2 != 0 => {
-                            check_length(sink.total).map(|()| (Status::SUCCESS, None))
-                        }
-                        (None, _) if sink.storage.discard => Ok((Status::SUCCESS, None)),
-                        (None, None) => Err((Status(0xC210), "the data set is empty".into())),
-                        (None, Some(file)) => {
-                            file.commit().map_err(store_failure).and_then(|path| {
-                                let calling = calling_ae(&sink.info);
-                                sink.storage.stored(
-                                    &sink.info,
-                                    &sink.rq,
-                                    &sink.transfer_syntax,
-                                    &calling,
-                                    path,
-                                    sink.total,
-                                )
-                            })
-                        }
-                    };
-                    respond(sink.context_id, &sink.command, Some(sink.rq), outcome)
+            let StoreSink {
+                storage,
+                info,
+                context_id,
+                command,
+                file,
+            } = *self;
+            let rq = file.rq.clone();
+            let transfer_syntax = file.transfer_syntax.clone();
+            let written = file.finish().await;
+            let io = storage.io.clone();
+            let rq_out = rq.clone();
+            let outcome = io
+                .run(move || match written? {
+                    (None, _) => Ok((Status::SUCCESS, None)),
+                    (Some(path), size) => {
+                        let calling = calling_ae(&info);
+                        storage.stored(&info, &rq, &transfer_syntax, &calling, path, size)
+                    }
                 })
-                .await;
-            done.map(|r| vec![r]).unwrap_or_default()
+                .await
+                .unwrap_or_else(|| {
+                    Err((Status::OUT_OF_RESOURCES, "the file writer failed".into()))
+                });
+            vec![respond(context_id, &command, Some(rq_out), outcome)]
         })
     }
 }
