@@ -104,7 +104,7 @@ class Scp:
         self._sampler.start()
 
     def _sample(self) -> None:
-        # Threads come and go (tokio's blocking pool keeps idle ones 10 s): keep the most.
+        # Sample all along: a thread started per job would show as a peak.
         while self._sampling:
             try:
                 self.peak_threads = max(self.peak_threads, self.status()["Threads"])
@@ -317,11 +317,10 @@ def test_1000_association_requests_at_once(scp, hook):
             assert s.recv(1) == b"\x02", f"request {i + 1} not accepted"
         server.check_bounds(
             f"{n} association requests at once" + (", EVT_USER_ID bound" if hook else ""),
-            cause="Each A-ASSOCIATE-RQ is negotiated in its own spawn_blocking call "
-            "(rust/dimse-core/src/net/server.rs, serve_one, AssociationEvent::Requested), "
-            "whether or not a Python hook is bound, outside the handler_threads semaphore: "
-            "tokio's blocking pool (up to 512 threads) takes a thread per negotiation in "
-            "flight.",
+            cause="Negotiation must run on the I/O task without Python hooks, and on the "
+            "service's fixed notify pool with them (rust/dimse-core/src/net/server.rs, "
+            "serve_one, AssociationEvent::Requested; Service::run_blocking); a "
+            "spawn_blocking per negotiation would take a thread per request in flight.",
         )
     finally:
         close_all(socks)
@@ -354,7 +353,7 @@ def test_10000_idle_connections(scp):
 
 def test_idle_connections_with_a_notification_handler(scp):
     """The same with an EVT_CONN_OPEN handler bound: notifications run on tokio's
-    blocking pool, and must not take a thread per connection either."""
+    notify pool, and must not take a thread per connection either."""
     n = 2000
     raise_fd_limit(n + 200)
     server = scp(maximum_associations=2000, acse_timeout=60, notify=True)
@@ -367,10 +366,9 @@ def test_idle_connections_with_a_notification_handler(scp):
         assert echo_ok(server.port)
         server.check_bounds(
             f"{n} idle connections, EVT_CONN_OPEN bound",
-            cause="Each notification is delivered in its own spawn_blocking call "
-            "(rust/dimse-python/src/net.rs, PyService::notify), outside the handler_threads "
-            "semaphore, and waits for the GIL there: tokio's blocking pool grows to its "
-            "default maximum of 512 threads.",
+            cause="Notifications must go through the fixed notify pool "
+            "(rust/dimse-python/src/net.rs, PyService::notify); a spawn_blocking per "
+            "notification would grow tokio's blocking pool to 512 threads.",
         )
     finally:
         close_all(socks)

@@ -451,8 +451,9 @@ struct PyService {
     /// GIL): separate from the handler pool, which a handler may hold while it waits
     /// for its association to take a response.
     notify_pool: Arc<ThreadPool>,
-    /// Threads spooling large data sets for Python handlers to files.
-    spool_io: Arc<ThreadPool>,
+    /// Threads spooling large data sets for Python handlers to files (only when C-STORE
+    /// goes to Python: not with native storage or forwarding).
+    spool_io: Option<Arc<ThreadPool>>,
 }
 
 /// Threads delivering notifications (and running negotiation hooks) to Python.
@@ -646,6 +647,7 @@ impl net::Service for PyService {
             return storage.stream(assoc, context_id, command);
         }
         let dispatch = self.dispatch.clone()?;
+        let spool_io = self.spool_io.clone()?;
         let rq = storage::decode_request(command).ok()?;
         let transfer_syntax = storage::transfer_syntax(assoc, context_id).ok()?;
         let folder = spool_folder();
@@ -657,7 +659,7 @@ impl net::Service for PyService {
         Some(Box::new(SpoolSink {
             file: storage::StreamFile::new(
                 store,
-                self.spool_io.clone(),
+                spool_io,
                 rq,
                 transfer_syntax,
                 storage::calling_ae(assoc),
@@ -1196,6 +1198,7 @@ impl Server {
         let native_echo = Arc::new(AtomicBool::new(native_echo));
         let tracked = Arc::new(Mutex::new((HashSet::new(), Vec::new())));
         let hooks_bound = Arc::new(AtomicBool::new(true));
+        let spool_io = storage.is_none() && forward.is_none() && dispatch.is_some();
         let service = Arc::new(PyService {
             dispatch: dispatch.map(Arc::new),
             notify: notify.map(Arc::new),
@@ -1208,7 +1211,7 @@ impl Server {
             forward,
             hooks_bound: hooks_bound.clone(),
             notify_pool: ThreadPool::new("dimse-notify", NOTIFY_THREADS),
-            spool_io: ThreadPool::new("dimse-spool", 2),
+            spool_io: spool_io.then(|| ThreadPool::new("dimse-spool", 2)),
         });
         let listener = block_on(py, listen(host.clone(), port, reuse_port))?.map_err(|e| {
             raise(
