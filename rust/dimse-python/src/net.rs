@@ -110,6 +110,20 @@ impl Settings {
         limits
     }
 
+    /// The settings of a requestor association (ours, or the forwarder's).
+    fn client_config(&self) -> net::ClientConfig {
+        net::ClientConfig {
+            connect_timeout: seconds(self.connection_timeout),
+            timeouts: self.timeouts(),
+            network_timeout: seconds(self.network_timeout),
+            // A requestor receives its data sets whole (streaming is the server's).
+            limits: Limits {
+                stream_threshold: usize::MAX,
+                ..self.limits()
+            },
+        }
+    }
+
     fn timeouts(&self) -> Timeouts {
         let acse = seconds(self.acse_timeout).unwrap_or(Duration::MAX);
         Timeouts {
@@ -143,16 +157,7 @@ pub fn associate(
     let rq = params
         .build_rq()
         .map_err(|e| raise(Kind::InvalidArgument, e.to_string()))?;
-    let config = net::ClientConfig {
-        connect_timeout: seconds(settings.connection_timeout),
-        timeouts: settings.timeouts(),
-        network_timeout: seconds(settings.network_timeout),
-        // A requestor receives its data sets whole (streaming is the server's).
-        limits: Limits {
-            stream_threshold: usize::MAX,
-            ..settings.limits()
-        },
-    };
+    let config = settings.client_config();
     // A requestor association runs on a current-thread runtime of its own, driven by the
     // thread that calls it: a request and its response then cost no cross-thread wake-up
     // (two per round trip through a shared runtime, which dominate on small machines).
@@ -906,15 +911,7 @@ impl ForwardSettings {
             max_associations: self.max_associations.max(1),
             idle_timeout: seconds(Some(self.idle_timeout)).unwrap_or(Duration::from_secs(30)),
             dimse_timeout: seconds(Some(self.dimse_timeout)).unwrap_or(Duration::from_secs(60)),
-            config: net::ClientConfig {
-                connect_timeout: seconds(settings.connection_timeout),
-                timeouts: settings.timeouts(),
-                network_timeout: seconds(settings.network_timeout),
-                limits: Limits {
-                    stream_threshold: usize::MAX,
-                    ..settings.limits()
-                },
-            },
+            config: settings.client_config(),
             spool: self.spool,
             retry_interval: seconds(Some(self.retry_interval)).unwrap_or(Duration::from_secs(10)),
         })
