@@ -803,6 +803,27 @@ class Server:
             response.update(status=0x0211, error_comment="Unrecognized Operation")
         return [(context_id, _encode_response(response, False), None)]
 
+    def _query_event(
+        self,
+        info: dict[str, Any],
+        event_type: EventType,
+        context_id: int,
+        command: bytes,
+        dataset: bytes | None,
+        responder: _core.Responder,
+    ) -> Event:
+        """The event of a C-FIND/C-GET/C-MOVE request: its ``is_cancelled`` follows the
+        peer's C-CANCEL-RQ through ``responder``."""
+        event = Event(
+            self._view(info),
+            event_type,
+            request=command_dataset(command),
+            context=_context(info, context_id),
+            data=dataset,
+        )
+        event.attrs["_cancelled"] = responder.is_cancelled
+        return event
+
     def _find(
         self,
         info: dict[str, Any],
@@ -816,15 +837,8 @@ class Server:
         """C-FIND (PS3.4 C.4.1): the EVT_C_FIND handler yields (status, identifier) pairs;
         each pending one is sent at once, the C-CANCEL of the peer is seen through
         ``event.is_cancelled``, and the last response says how it ended."""
-        context = _context(info, context_id)
-        event = Event(
-            self._view(info),
-            EVT_C_FIND,
-            request=command_dataset(command),
-            context=context,
-            data=dataset,
-        )
-        event.attrs["_cancelled"] = responder.is_cancelled
+        event = self._query_event(info, EVT_C_FIND, context_id, command, dataset, responder)
+        context = event.context
 
         def final(
             status: int, comment: str | None = None
@@ -874,15 +888,8 @@ class Server:
         then (status, dataset) pairs; each dataset goes back as a C-STORE sub-operation
         on this association (the requestor acting as SCP through role selection), with a
         pending C-GET-RSP after each carrying the four counters."""
-        context = _context(info, context_id)
-        event = Event(
-            self._view(info),
-            EVT_C_GET,
-            request=command_dataset(command),
-            context=context,
-            data=dataset,
-        )
-        event.attrs["_cancelled"] = responder.is_cancelled
+        event = self._query_event(info, EVT_C_GET, context_id, command, dataset, responder)
+        context = event.context
         progress = _SubOperations(response, context_id, context, responder)
         send = progress.send
 
@@ -929,15 +936,8 @@ class Server:
         (address, port) for ``event.move_destination`` (or (None, None) when unknown:
         0xA801), the number of sub-operations, then (status, dataset) pairs; the datasets
         are sent with C-STORE on a new association to the destination."""
-        context = _context(info, context_id)
-        event = Event(
-            self._view(info),
-            EVT_C_MOVE,
-            request=command_dataset(command),
-            context=context,
-            data=dataset,
-        )
-        event.attrs["_cancelled"] = responder.is_cancelled
+        event = self._query_event(info, EVT_C_MOVE, context_id, command, dataset, responder)
+        context = event.context
         event.attrs["move_destination"] = request["move_destination"]
         progress = _SubOperations(response, context_id, context, responder)
         send = progress.send
