@@ -41,6 +41,7 @@ from dimse.exceptions import (
     InvalidResponse,
     NoAcceptedContext,
     NotEstablished,
+    TLSError,
 )
 from dimse.pool import AssociationPool, Peer, PoolClosed, PoolKey, PoolStats, PoolTimeout
 from dimse.presentation import (
@@ -71,6 +72,7 @@ from dimse.presentation import (
     build_context,
     build_role,
 )
+from dimse.tls import TLS
 
 __version__: str = _core.__version__
 
@@ -95,6 +97,7 @@ __all__ = [
     "AE",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "TLS",
     "AcseTimeout",
     "AllStoragePresentationContexts",
     "ApplicationEventLoggingPresentationContexts",
@@ -141,6 +144,7 @@ __all__ = [
     "StorageCommitmentPresentationContexts",
     "StoragePresentationContexts",
     "SubstanceAdministrationPresentationContexts",
+    "TLSError",
     "UnifiedProcedurePresentationContexts",
     "VerificationPresentationContexts",
     "__version__",

@@ -94,9 +94,39 @@ class MessageAssembler:
     def __new__(cls, max_dataset_length: int | None = None) -> MessageAssembler: ...
     def push_pdu(self, pdu: bytes) -> list[tuple[int, bytes, bytes | None]]: ...
 
-def associate(address: str, params: dict[str, Any], settings: dict[str, Any]) -> Association:
+def associate(
+    address: str,
+    params: dict[str, Any],
+    settings: dict[str, Any],
+    tls: TlsClientConfig | None = None,
+) -> Association:
     """Connect to ``address`` ("host:port") and negotiate; raises AssociationRejected,
-    AssociationAborted or ConnectFailed."""
+    AssociationAborted, ConnectFailed or TLSError."""
+
+class TlsServerConfig:
+    """A server's TLS configuration, checked when built."""
+
+    def __new__(
+        cls,
+        cert_chain: bytes,
+        key: bytes,
+        client_ca: bytes | None = None,
+        client_auth: str = "none",
+        minimum_version: str = "1.2",
+    ) -> TlsServerConfig: ...
+
+class TlsClientConfig:
+    """A client's TLS configuration, checked when built."""
+
+    def __new__(
+        cls,
+        ca: bytes | None = None,
+        check_hostname: bool = True,
+        cert_chain: bytes | None = None,
+        key: bytes | None = None,
+        server_hostname: str | None = None,
+        minimum_version: str = "1.2",
+    ) -> TlsClientConfig: ...
 
 @final
 class Association:
@@ -152,6 +182,7 @@ class Server:
         on_stored: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
         reuse_port: bool = False,
         forward: dict[str, Any] | None = None,
+        tls: TlsServerConfig | None = None,
     ) -> Server: ...
     @property
     def address(self) -> tuple[str, int]: ...

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import ssl
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from dimse import _core, dsutils, sop
+from dimse.access import check_permissions, expand_permissions
 from dimse.association import Association, ServiceUser, command_dataset
 from dimse.evt import (
     EVT_ABORTED,
@@ -81,6 +84,7 @@ from dimse.presentation import (
     build_context,
 )
 from dimse.storage import FileStorage, StoredInstance, StoredResult
+from dimse.tls import TLS
 
 __all__ = ["AE", "Server"]
 
@@ -112,6 +116,16 @@ class AE:
     announce, 0 = unlimited); ``maximum_associations`` (served at once; beyond it the
     server rejects with "local limit exceeded"); ``require_called_aet`` and
     ``require_calling_aet`` (acceptor checks).
+
+    Access control (acceptor): ``allowed_networks`` (client addresses or networks, e.g.
+    ``["10.1.0.0/16", "127.0.0.1"]``; empty = any), ``maximum_associations_per_peer``
+    (0 = no limit beyond ``maximum_associations``), ``require_user_identity`` (reject a
+    request without a User Identity item; EVT_USER_ID decides on those that have one),
+    ``permissions`` (which services each calling AE may use, see :mod:`dimse.access`).
+    Every rejection is logged (logger ``dimse.ae``, WARNING) with the peer's address and
+    the reason. ``maximum_queued_requests``: requests of one association waiting for a
+    handler before the server stops reading that association. docs/security.md lists
+    every limit with its default.
     """
 
     def __init__(self, ae_title: str = "DIMSE") -> None:
@@ -133,6 +147,11 @@ class AE:
         #: socket is read no faster than the disk takes it); ``maximum_dataset_size``
         #: then does not apply to it.
         self.stream_threshold = 8 << 20
+        self._allowed_networks: list[str] = []
+        self._maximum_associations_per_peer = 0
+        self._maximum_queued_requests = 16
+        self.require_user_identity = False
+        self._permissions: dict[str, list[str]] | None = None
         self._requested: list[PresentationContext] = []
         self._supported: list[PresentationContext] = []
         self._servers: list[Server] = []
@@ -185,8 +204,66 @@ class AE:
     def require_calling_aet(self, titles: Sequence[str]) -> None:
         self._require_calling_aet = [_check_ae_title(t, "calling AE title") for t in titles]
 
+    @property
+    def allowed_networks(self) -> list[str]:
+        return list(self._allowed_networks)
+
+    @allowed_networks.setter
+    def allowed_networks(self, networks: Sequence[str]) -> None:
+        if isinstance(networks, str):
+            raise InvalidArgument(
+                f"allowed_networks must be a list of addresses or networks, not the string "
+                f"{networks!r} (write [{networks!r}])"
+            )
+        checked = []
+        for n in networks:
+            try:
+                checked.append(str(ipaddress.ip_network(str(n).strip(), strict=False)))
+            except ValueError as e:
+                raise InvalidArgument(
+                    f"allowed_networks: {n!r} is not an address or network "
+                    f"(as '10.0.0.0/8', '192.168.1.20' or '::1'): {e}"
+                ) from None
+        self._allowed_networks = checked
+
+    @property
+    def maximum_associations_per_peer(self) -> int:
+        return self._maximum_associations_per_peer
+
+    @maximum_associations_per_peer.setter
+    def maximum_associations_per_peer(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidArgument(
+                f"maximum_associations_per_peer must be an int >= 0 (0 = no limit), not {value!r}"
+            )
+        self._maximum_associations_per_peer = value
+
+    @property
+    def maximum_queued_requests(self) -> int:
+        return self._maximum_queued_requests
+
+    @maximum_queued_requests.setter
+    def maximum_queued_requests(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+            raise InvalidArgument(
+                f"maximum_queued_requests must be an int from 1 to 65535, not {value!r}"
+            )
+        self._maximum_queued_requests = value
+
+    @property
+    def permissions(self) -> dict[str, list[str]] | None:
+        """Which services each calling AE title may use (None: any supported one)."""
+        return None if self._permissions is None else dict(self._permissions)
+
+    @permissions.setter
+    def permissions(self, value: Mapping[str, Sequence[str]] | None) -> None:
+        self._permissions = None if value is None else check_permissions(value)
+
     def _settings(self) -> dict[str, Any]:
         return {
+            "allowed_networks": self._allowed_networks,
+            "maximum_associations_per_peer": self._maximum_associations_per_peer,
+            "maximum_queued_requests": self._maximum_queued_requests,
             "acse_timeout": self.acse_timeout,
             "network_timeout": self.network_timeout,
             "connection_timeout": self.connection_timeout,
@@ -269,13 +346,16 @@ class AE:
         max_pdu: int | None = None,
         ext_neg: Sequence[Any] | None = None,
         evt_handlers: Sequence[HandlerArg] | None = None,
+        tls: TLS | None = None,
     ) -> Association:
         """Requests an association with the AE ``ae_title`` at ``addr:port``.
 
         Returns the Association established or not (check ``is_established``); used as
         a context manager it raises ``AssociationRejected``, ``AssociationAborted``,
-        ``AcseTimeout`` or ``ConnectFailed`` instead.
+        ``AcseTimeout`` or ``ConnectFailed`` (``TLSError`` for a failed TLS handshake)
+        instead. With ``tls`` (a :class:`dimse.TLS`) the association runs over TLS.
         """
+        tls_config = _tls_config(tls, "associate()")
         called = _check_ae_title(ae_title, "called AE title")
         contexts = list(contexts) if contexts is not None else self._requested
         if not contexts:
@@ -314,7 +394,12 @@ class AE:
         assoc._handlers = handlers
         LOGGER.debug("requesting an association with %s at %s:%s", called, addr, port)
         try:
-            core = _core.associate(f"{_host(addr)}:{port}", params, self._settings())
+            core = _core.associate(
+                f"{_host(addr)}:{port}",
+                params,
+                self._settings(),
+                tls=None if tls_config is None else tls_config._client_config(),
+            )
         except (AssociationRejected, AssociationAborted, ConnectFailed, AcseTimeout) as e:
             LOGGER.info("association to %s:%s failed: %s", addr, port, e)
             assoc._failed(e)
@@ -350,6 +435,7 @@ class AE:
         storage: FileStorage | None = None,
         reuse_port: bool = False,
         forward: Forward | None = None,
+        tls: TLS | None = None,
     ) -> Server | None:
         """Starts a server on ``address`` (host, port; port 0 picks a free one).
 
@@ -360,7 +446,8 @@ class AE:
         (a :class:`dimse.forward.Forward`) it is passed on to another AE in Rust. With
         ``reuse_port`` (SO_REUSEPORT) several processes may listen on the same port, the
         kernel spreading connections over them (one server per core, each with its own
-        GIL).
+        GIL). With ``tls`` (a :class:`dimse.TLS` with ``cert`` and ``key``) every
+        connection is TLS; the handshake must complete within ``acse_timeout``.
         """
         supported = list(contexts) if contexts is not None else self._supported
         if not supported:
@@ -376,6 +463,7 @@ class AE:
             storage,
             reuse_port=reuse_port,
             forward=forward,
+            tls=tls,
         )
         self._servers.append(server)
         if not block:
@@ -424,6 +512,18 @@ _NOTIFICATIONS = {
     "pdu_sent": EVT_PDU_SENT,
 }
 _NOTIFICATION_KINDS = {event: kind for kind, event in _NOTIFICATIONS.items()}
+
+
+def _tls_config(tls: object, where: str) -> TLS | None:
+    if tls is None or isinstance(tls, TLS):
+        return tls
+    if isinstance(tls, ssl.SSLContext):
+        raise InvalidArgument(
+            f"{where}: tls= takes a dimse.TLS, not an ssl.SSLContext (an SSLContext does not "
+            "give its certificates and keys back; build dimse.TLS(cert=..., key=..., ca=...) "
+            "from the same files)"
+        )
+    raise InvalidArgument(f"{where}: tls= takes a dimse.TLS, not {type(tls).__name__}")
 
 
 def _host(addr: str) -> str:
@@ -538,8 +638,10 @@ class Server:
         storage: FileStorage | None = None,
         reuse_port: bool = False,
         forward: Forward | None = None,
+        tls: TLS | None = None,
     ) -> None:
         self.ae = ae
+        tls_config = _tls_config(tls, "start_server()")
         self._storage = storage
         self._forward = forward
         if storage is not None and forward is not None:
@@ -565,6 +667,10 @@ class Server:
             "max_pdu_length": ae.maximum_pdu_size,
             "implementation_class_uid": _core.IMPLEMENTATION_CLASS_UID,
             "implementation_version_name": _core.IMPLEMENTATION_VERSION_NAME,
+            "require_user_identity": bool(ae.require_user_identity),
+            "permissions": None
+            if ae._permissions is None
+            else expand_permissions(ae._permissions, (c.abstract_syntax for c in contexts)),
         }
         host, port = address
         self._core = _core.Server(
@@ -581,6 +687,7 @@ class Server:
             on_stored=self._on_stored if storage and storage.on_stored else None,
             reuse_port=reuse_port,
             forward=forward.settings(ae_title) if forward is not None else None,
+            tls=None if tls_config is None else tls_config._server_config(),
         )
         self._update_core()
         LOGGER.info("serving %s on %s:%s", ae_title, *self._core.address)
@@ -651,8 +758,10 @@ class Server:
         with self._views_lock:
             views = list(self._views.values())
         bound = set(self._handlers).union(*(v._handlers for v in views))
+        # Rejections and refused connections are always reported: they are logged.
         self._core.set_notifications(
             [kind for event, kind in _NOTIFICATION_KINDS.items() if event in bound]
+            + ["rejected", "refused"]
         )
         self._core.set_native_echo(EVT_C_ECHO not in self._handlers)
         self._core.set_negotiation_hooks(any(e in self._handlers for e in _HOOK_EVENTS.values()))
@@ -672,6 +781,15 @@ class Server:
 
     def _notify(self, kind: str, info: dict[str, Any], payload: Any) -> None:
         """Called from Rust (in order, per association) for the notifications asked for."""
+        if kind == "refused":
+            LOGGER.warning("connection from %s:%s refused: %s", *info["peer"], payload)
+            return
+        if kind == "rejected":
+            LOGGER.warning(
+                "association from %s:%s rejected (result %d, source %d, reason %d): %s",
+                *info["peer"],
+                *payload,
+            )
         event_type = _NOTIFICATIONS[kind]
         view = self._view(info)
         handlers = view._handlers.get(event_type, []) + self._handlers.get(event_type, [])
@@ -683,7 +801,7 @@ class Server:
         elif kind == "accepted":
             attrs["associate_ac"] = payload
         elif kind == "rejected":
-            attrs["result"], attrs["source"], attrs["reason"] = payload
+            attrs["result"], attrs["source"], attrs["reason"], attrs["why"] = payload
         elif kind == "aborted":
             attrs["reason"] = payload
         elif kind in ("dimse_recv", "dimse_sent"):

@@ -25,6 +25,7 @@ __all__ = [
     "InvalidResponse",
     "NoAcceptedContext",
     "NotEstablished",
+    "TLSError",
 ]
 
 
@@ -79,6 +80,11 @@ class AssociationAborted(AssociationError, ConnectionError):
 
 class ConnectFailed(AssociationError, ConnectionError):
     """No transport connection to the peer (refused, unreachable, or timed out)."""
+
+
+class TLSError(ConnectFailed):
+    """The TLS handshake failed: the peer's certificate was not trusted or does not name
+    it, ours was refused, no common protocol version, or the peer does not speak TLS."""
 
 
 class DimseTimeout(DimseError, TimeoutError):

@@ -261,6 +261,108 @@ def add_network_options(
             default=default,
             help=f"seconds to wait at most {what}; 0 = no limit (default {_limit(default)})",
         )
+    add_tls_options(parser, requestor)
+
+
+def add_tls_options(parser: argparse.ArgumentParser, requestor: bool) -> None:
+    """TLS (PS3.15 B.9, BCP 195): certificate, key, CA bundle, and the checks."""
+    group = parser.add_argument_group(
+        "TLS", "secure transport (PS3.15 Annex B; TLS 1.2 and 1.3, BCP 195 cipher suites)"
+    )
+    group.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="our certificate chain (PEM)"
+        + (
+            ", sent to a server that asks for one (mutual TLS); with --tls-key"
+            if requestor
+            else "; with --tls-key, turns TLS on"
+        ),
+    )
+    group.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    group.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help=(
+            "CA bundle (PEM) the server's certificate must chain to; turns TLS on"
+            if requestor
+            else "CA bundle (PEM) client certificates must chain to: clients must present "
+            "one (mutual TLS) unless --tls-optional-client-cert"
+        ),
+    )
+    group.add_argument(
+        "--tls-min-version",
+        choices=("1.2", "1.3"),
+        default="1.2",
+        help="the oldest TLS version accepted (default 1.2)",
+    )
+    if requestor:
+        group.add_argument(
+            "--tls-no-hostname-check",
+            action="store_true",
+            help="accept a server certificate from the CA bundle whatever host it names",
+        )
+        group.add_argument(
+            "--tls-no-verify",
+            action="store_true",
+            help="TLS without checking the server at all (encryption without "
+            "authentication; for tests, as DCMTK's -ic)",
+        )
+    else:
+        group.add_argument(
+            "--tls-optional-client-cert",
+            action="store_true",
+            help="with --tls-ca: verify a client certificate when one is sent, but serve "
+            "clients without one",
+        )
+
+
+def tls_from_args(args: argparse.Namespace, server: bool) -> dimse.TLS | None:
+    """The TLS settings of the command line (None: plain TCP)."""
+    cert, key, ca = args.tls_cert, args.tls_key, args.tls_ca
+    no_verify = bool(getattr(args, "tls_no_verify", False))
+    if (cert is None) != (key is None):
+        raise UsageError("--tls-cert and --tls-key go together: give both or neither")
+    try:
+        if server:
+            if cert is None:
+                if ca is not None or args.tls_optional_client_cert:
+                    raise UsageError(
+                        "a TLS server needs --tls-cert and --tls-key (its certificate and key)"
+                    )
+                return None
+            tls = dimse.TLS(
+                cert=cert,
+                key=key,
+                ca=ca,
+                client_auth=("optional" if args.tls_optional_client_cert else "required")
+                if ca is not None
+                else None,
+                minimum_version=args.tls_min_version,
+            )
+            tls._server_config()
+            return tls
+        if cert is None and ca is None and not no_verify:
+            return None
+        if no_verify and ca is not None:
+            raise UsageError("--tls-no-verify ignores --tls-ca: give one or the other")
+        if ca is None and not no_verify:
+            raise UsageError(
+                "TLS needs --tls-ca (the CA bundle the server's certificate must chain to), "
+                "or --tls-no-verify to skip checking the server"
+            )
+        tls = dimse.TLS(
+            cert=cert,
+            key=key,
+            ca=ca,
+            verify=not no_verify,
+            check_hostname=not args.tls_no_hostname_check,
+            minimum_version=args.tls_min_version,
+        )
+        tls._client_config()
+        return tls
+    except dimse.InvalidArgument as e:
+        raise UsageError(str(e)) from None
 
 
 def add_logging_options(parser: argparse.ArgumentParser) -> None:
@@ -460,6 +562,7 @@ def associate(
     """Requests the association with HOST PORT as -aec; raises NoAssociation (exit 3)
     with the reason when it is not established, or when the peer accepted no context for
     one of the ``needed`` abstract syntaxes (the service cannot run at all then)."""
+    kwargs.setdefault("tls", tls_from_args(args, server=False))
     assoc = ae.associate(args.host, args.port, ae_title=args.call, **kwargs)
     if not assoc.is_established:
         reason = str(assoc.error) if assoc.error else "association not established"

@@ -352,6 +352,7 @@ class QRServer:
             block=False,
             storage=self.storage,
             reuse_port=scp.is_worker(),
+            tls=common.tls_from_args(args, server=True),
             evt_handlers=[
                 *scp.negotiation_handlers(args),
                 (evt.EVT_C_FIND, self.on_find),

@@ -21,6 +21,7 @@ from dimse import AE
 from dimse.ae import Server
 from dimse.apps import common
 from dimse.evt import EVT_ASYNC_OPS, Event, EventType
+from dimse.exceptions import InvalidArgument
 
 __all__ = [
     "add_listen_options",
@@ -74,6 +75,34 @@ def add_listen_options(parser: argparse.ArgumentParser, default_aet: str) -> Non
         action="store_true",
         help="reject associations whose called AE title is not ours (-aet)",
     )
+    access = parser.add_argument_group(
+        "access control", "every rejection is logged with the peer's address and the reason"
+    )
+    access.add_argument(
+        "--allow-calling",
+        metavar="AE",
+        action="append",
+        type=common.ae_title,
+        default=[],
+        help="accept only this calling AE title (repeat for several; default any): others "
+        "get A-ASSOCIATE-RJ 'calling AE title not recognized'",
+    )
+    access.add_argument(
+        "--allow-network",
+        metavar="NET",
+        action="append",
+        default=[],
+        help="accept associations only from this address or network, as 10.1.0.0/16 or "
+        "192.168.1.20 (repeat for several; default any)",
+    )
+    access.add_argument(
+        "--max-associations-per-peer",
+        metavar="N",
+        type=int,
+        default=0,
+        help="associations one client address may hold at once; 0 = no limit but "
+        "--max-associations (default 0)",
+    )
     group.add_argument(
         "--workers",
         metavar="N",
@@ -104,6 +133,12 @@ def make_scp_ae(args: argparse.Namespace) -> AE:
     ae = common.make_ae(args)
     ae.maximum_associations = args.max_associations
     ae.require_called_aet = bool(args.require_called_aet)
+    try:
+        ae.require_calling_aet = args.allow_calling
+        ae.allowed_networks = args.allow_network
+        ae.maximum_associations_per_peer = args.max_associations_per_peer
+    except InvalidArgument as e:
+        raise common.UsageError(str(e)) from None
     return ae
 
 

@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         storage=storage,
         evt_handlers=scp.negotiation_handlers(args),
         reuse_port=scp.is_worker(),
+        tls=common.tls_from_args(args, server=True),
     )
     assert server is not None
     out.verbose(

@@ -477,6 +477,15 @@ impl Association {
         self.close = true;
     }
 
+    /// The transport failed under us (a reset, a TLS alert): as
+    /// [`Association::transport_closed`], with the error as the reason given.
+    pub fn transport_failed(&mut self, error: String, now: Instant) {
+        if !self.close && self.provider_detail.is_none() {
+            self.provider_detail = Some(error);
+        }
+        self.transport_closed(now);
+    }
+
     /// Call when `now >= deadline()`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let outputs = self.machine.poll_timeout(now);

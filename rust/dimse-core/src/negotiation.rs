@@ -570,6 +570,33 @@ pub struct AcceptorParams {
     pub max_pdu_length: u32,
     pub implementation_class_uid: String,
     pub implementation_version_name: Option<String>,
+    /// Reject requests without a User Identity sub-item (0x58); what a present one is
+    /// worth is decided by [`AcceptorHooks::user_identity`].
+    pub require_user_identity: bool,
+    /// Which abstract syntaxes each calling AE title may use (None: any supported one).
+    pub permissions: Option<Permissions>,
+}
+
+/// Which abstract syntaxes (SOP classes, services) each calling AE title may use. A
+/// context for one it may not use is refused as a user rejection (PS3.8 9.3.3.2 result
+/// 1); a calling AE title not listed, without a default, is not recognized (A-ASSOCIATE-RJ
+/// permanent, service-user, reason 3).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Permissions {
+    /// Calling AE title (without its insignificant spaces) to abstract syntax UIDs.
+    pub by_calling_ae: std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// For calling AE titles not listed (None: they are refused).
+    pub default: Option<std::collections::BTreeSet<String>>,
+}
+
+impl Permissions {
+    /// The abstract syntaxes `calling` may use; None: the AE title is not recognized.
+    pub fn for_calling_ae(&self, calling: &str) -> Option<&std::collections::BTreeSet<String>> {
+        self.by_calling_ae
+            .get(calling.trim_matches(' '))
+            .or(self.default.as_ref())
+    }
 }
 
 impl AcceptorParams {
@@ -584,6 +611,8 @@ impl AcceptorParams {
             max_pdu_length: DEFAULT_MAX_PDU_LENGTH,
             implementation_class_uid: uid::IMPLEMENTATION_CLASS_UID.to_owned(),
             implementation_version_name: Some(uid::IMPLEMENTATION_VERSION_NAME.to_owned()),
+            require_user_identity: false,
+            permissions: None,
         }
     }
 
@@ -696,6 +725,44 @@ pub fn reject_local_limit() -> AAssociateRj {
         RejectResult::Transient,
         RejectReason::PresentationLocalLimitExceeded,
     )
+}
+
+/// The A-ASSOCIATE-RJ for a client the server does not serve (its address): permanent,
+/// service-user, no reason given (PS3.8 9.3.4 has no reason code for an address).
+pub fn reject_not_allowed() -> AAssociateRj {
+    reject(RejectResult::Permanent, RejectReason::UserNoReasonGiven)
+}
+
+/// What about `rq` made [`accept`] answer `rj`, in words, for the log.
+pub fn rejection_cause(rq: &AAssociateRq, params: &AcceptorParams, rj: &AAssociateRj) -> String {
+    let calling = rq.calling_ae_title.as_str();
+    let called = rq.called_ae_title.as_str();
+    match rj.reason {
+        RejectReason::AcseProtocolVersionNotSupported => format!(
+            "protocol version 0x{:04x} (bit 0, version 1, not set)",
+            rq.protocol_version
+        ),
+        RejectReason::UserApplicationContextNameNotSupported => format!(
+            "application context '{}' is not DICOM's",
+            rq.application_context_name
+        ),
+        RejectReason::UserCalledAeTitleNotRecognized => format!(
+            "called AE title '{called}' is not ours ('{}')",
+            params.ae_title.as_str()
+        ),
+        RejectReason::UserCallingAeTitleNotRecognized => {
+            format!("calling AE title '{calling}' is not allowed")
+        }
+        RejectReason::UserNoReasonGiven => match user_identity_of(&rq.user_information) {
+            None => format!("'{calling}' sent no user identity, which is required"),
+            Some(id) => format!(
+                "the user identity of '{calling}' ({:?}, '{}') was refused",
+                id.identity_type,
+                String::from_utf8_lossy(&id.primary)
+            ),
+        },
+        other => format!("{other:?}"),
+    }
 }
 
 /// The A-ASSOCIATE-RJ for a server that is temporarily overloaded: transient,
@@ -839,21 +906,40 @@ pub fn accept(
             RejectReason::UserCalledAeTitleNotRecognized,
         ));
     }
-    if !params.allowed_calling_aets.is_empty() {
-        let calling = rq.calling_ae_title.as_str();
-        if !params
+    let calling = rq.calling_ae_title.as_str();
+    let not_allowed = !params.allowed_calling_aets.is_empty()
+        && !params
             .allowed_calling_aets
             .iter()
-            .any(|aet| aet.trim_matches(' ') == calling)
-        {
-            return Err(reject(
-                RejectResult::Permanent,
-                RejectReason::UserCallingAeTitleNotRecognized,
-            ));
-        }
+            .any(|aet| aet.trim_matches(' ') == calling);
+    let permitted = match &params.permissions {
+        None => None,
+        Some(p) => match p.for_calling_ae(&calling) {
+            Some(syntaxes) => Some(syntaxes),
+            None => {
+                return Err(reject(
+                    RejectResult::Permanent,
+                    RejectReason::UserCallingAeTitleNotRecognized,
+                ))
+            }
+        },
+    };
+    if not_allowed {
+        return Err(reject(
+            RejectResult::Permanent,
+            RejectReason::UserCallingAeTitleNotRecognized,
+        ));
     }
     let info = &rq.user_information;
     let user_identity = user_identity_of(info);
+    if user_identity.is_none() && params.require_user_identity {
+        // PS3.7 D.3.3.7: the acceptor that needs an identity rejects without one,
+        // permanent, service-user, no reason given.
+        return Err(reject(
+            RejectResult::Permanent,
+            RejectReason::UserNoReasonGiven,
+        ));
+    }
     let mut user_identity_response = None;
     if let Some(identity) = &user_identity {
         match hooks.user_identity(identity) {
@@ -898,6 +984,12 @@ pub fn accept(
                 (PresentationContextResult::NoReason, None, (false, false))
             } else {
                 match params.supported(&pc.abstract_syntax) {
+                    // Supported, but not for this calling AE title: the user's decision.
+                    Some(_) if permitted.is_some_and(|p| !p.contains(&pc.abstract_syntax)) => (
+                        PresentationContextResult::UserRejection,
+                        None,
+                        (false, false),
+                    ),
                     None => (
                         PresentationContextResult::AbstractSyntaxNotSupported,
                         None,

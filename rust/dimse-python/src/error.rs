@@ -30,6 +30,8 @@ pub enum Kind {
     AcseTimeout,
     /// Writing a received instance to disk failed.
     StorageFailed,
+    /// The TLS handshake failed (certificate, protocol, peer not speaking TLS).
+    TlsFailed,
 }
 
 impl Kind {
@@ -48,6 +50,7 @@ impl Kind {
             Kind::InvalidFile => "InvalidFile",
             Kind::AcseTimeout => "AcseTimeout",
             Kind::StorageFailed => "StorageFailed",
+            Kind::TlsFailed => "TLSError",
         }
     }
 }

@@ -19,6 +19,7 @@ mod error;
 mod net;
 mod pool;
 mod storage;
+mod tls;
 use error::{raise, Kind};
 
 fn to_py<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
@@ -404,6 +405,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(storage::store_file, m)?)?;
     m.add_class::<net::Association>()?;
     m.add_class::<net::Server>()?;
+    m.add_class::<tls::TlsServerConfig>()?;
+    m.add_class::<tls::TlsClientConfig>()?;
     m.add_class::<net::Responder>()?;
     m.add_class::<PduReader>()?;
     m.add_class::<MessageAssembler>()?;

@@ -31,6 +31,7 @@ use crate::error::{raise, raise_with, Kind};
 use crate::pool::ThreadPool;
 use crate::storage;
 use crate::storage::{NativeStorage, StorageSettings};
+use crate::tls::{TlsClientConfig, TlsServerConfig};
 use dimse_core::net::forward::{Destination, Forwarder};
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -84,7 +85,7 @@ fn seconds(v: Option<f64>) -> Option<Duration> {
 }
 
 /// Settings shared by both roles, from the AE's attributes.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 struct Settings {
     acse_timeout: Option<f64>,
     network_timeout: Option<f64>,
@@ -96,6 +97,13 @@ struct Settings {
     /// Data sets above this are streamed (to native storage) instead of held whole.
     #[serde(default)]
     stream_threshold: Option<usize>,
+    #[serde(default)]
+    maximum_associations_per_peer: Option<usize>,
+    #[serde(default)]
+    maximum_queued_requests: Option<usize>,
+    /// Client networks allowed to associate ("10.0.0.0/8", "127.0.0.1"); empty: any.
+    #[serde(default)]
+    allowed_networks: Vec<String>,
 }
 
 impl Settings {
@@ -111,8 +119,9 @@ impl Settings {
     }
 
     /// The settings of a requestor association (ours, or the forwarder's).
-    fn client_config(&self) -> net::ClientConfig {
+    fn client_config(&self, tls: Option<dimse_core::net::tls::Connector>) -> net::ClientConfig {
         net::ClientConfig {
+            tls,
             connect_timeout: seconds(self.connection_timeout),
             timeouts: self.timeouts(),
             network_timeout: seconds(self.network_timeout),
@@ -144,20 +153,23 @@ fn depythonize<T: serde::de::DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &st
     })
 }
 
-/// Connects and negotiates; raises AssociationRejected, AssociationAborted or ConnectFailed.
+/// Connects and negotiates; raises AssociationRejected, AssociationAborted, ConnectFailed
+/// or TLSError.
 #[pyfunction]
+#[pyo3(signature = (address, params, settings, tls=None))]
 pub fn associate(
     py: Python<'_>,
     address: String,
     params: &Bound<'_, PyAny>,
     settings: &Bound<'_, PyAny>,
+    tls: Option<PyRef<'_, TlsClientConfig>>,
 ) -> PyResult<Association> {
     let params: RequestorParams = depythonize(params, "association parameters")?;
     let settings: Settings = depythonize(settings, "AE settings")?;
     let rq = params
         .build_rq()
         .map_err(|e| raise(Kind::InvalidArgument, e.to_string()))?;
-    let config = settings.client_config();
+    let config = settings.client_config(tls.map(|t| t.inner.clone()));
     // A requestor association runs on a current-thread runtime of its own, driven by the
     // thread that calls it: a request and its response then cost no cross-thread wake-up
     // (two per round trip through a shared runtime, which dominate on small machines).
@@ -192,6 +204,7 @@ pub fn associate(
             Err(raise(Kind::ConnectFailed, e.to_string()))
         }
         Err(e @ AssociateError::Aborted(_)) => Err(raise(Kind::AssociationAborted, e.to_string())),
+        Err(e @ AssociateError::Tls { .. }) => Err(raise(Kind::TlsFailed, e.to_string())),
         Err(AssociateError::TimedOut(why)) => Err(raise(
             Kind::AcseTimeout,
             format!("{why} (AE.acse_timeout): no A-ASSOCIATE-AC or -RJ from {address}"),
@@ -509,7 +522,7 @@ fn notification_to_py<'py>(
         Notification::ConnClose => ("conn_close", py.None().into_bound(py)),
         Notification::Requested(rq) => ("requested", to_py(py, rq.as_ref())?),
         Notification::Accepted(ac) => ("accepted", to_py(py, ac.as_ref())?),
-        Notification::Rejected(rj) => {
+        Notification::Rejected { rj, why } => {
             let result = match rj.result {
                 dimse_core::pdu::RejectResult::Permanent => 1u8,
                 dimse_core::pdu::RejectResult::Transient => 2u8,
@@ -517,9 +530,12 @@ fn notification_to_py<'py>(
             let (source, reason) = rj.reason.values();
             (
                 "rejected",
-                (result, source, reason).into_pyobject(py)?.into_any(),
+                (result, source, reason, why.as_str())
+                    .into_pyobject(py)?
+                    .into_any(),
             )
         }
+        Notification::Refused(why) => ("refused", why.into_pyobject(py)?.into_any()),
         Notification::Established => ("established", py.None().into_bound(py)),
         Notification::Released => ("released", py.None().into_bound(py)),
         Notification::Aborted(why) => ("aborted", why.into_pyobject(py)?.into_any()),
@@ -556,6 +572,7 @@ fn notification_bit(kind: &str) -> Option<u32> {
         "requested" => REQUESTED,
         "accepted" => ACCEPTED,
         "rejected" => REJECTED,
+        "refused" => REFUSED,
         "established" => ESTABLISHED,
         "released" => RELEASED,
         "aborted" => ABORTED,
@@ -911,7 +928,7 @@ impl ForwardSettings {
             max_associations: self.max_associations.max(1),
             idle_timeout: seconds(Some(self.idle_timeout)).unwrap_or(Duration::from_secs(30)),
             dimse_timeout: seconds(Some(self.dimse_timeout)).unwrap_or(Duration::from_secs(60)),
-            config: settings.client_config(),
+            config: settings.client_config(None),
             spool: self.spool,
             retry_interval: seconds(Some(self.retry_interval)).unwrap_or(Duration::from_secs(10)),
         })
@@ -1147,7 +1164,7 @@ pub struct Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None, reuse_port=false, forward=None))]
+    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None, reuse_port=false, forward=None, tls=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1164,6 +1181,7 @@ impl Server {
         on_stored: Option<Py<PyAny>>,
         reuse_port: bool,
         forward: Option<&Bound<'_, PyAny>>,
+        tls: Option<PyRef<'_, TlsServerConfig>>,
     ) -> PyResult<Server> {
         let storage = match storage {
             Some(s) => {
@@ -1184,12 +1202,26 @@ impl Server {
             }
             None => None,
         };
+        let allowed_networks = settings
+            .allowed_networks
+            .iter()
+            .map(|n| {
+                n.parse::<net::Network>()
+                    .map_err(|e| raise(Kind::InvalidArgument, format!("AE.allowed_networks: {e}")))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
         let config = Arc::new(net::ServerConfig {
-            acceptor,
             timeouts: settings.timeouts(),
             limits: settings.limits(),
             max_associations: settings.maximum_associations.unwrap_or(10).max(1),
             network_timeout: seconds(settings.network_timeout),
+            tls: tls.map(|t| t.inner.clone()),
+            allowed_networks,
+            max_associations_per_peer: settings.maximum_associations_per_peer.unwrap_or(0),
+            max_queued_requests: settings
+                .maximum_queued_requests
+                .unwrap_or(net::DEFAULT_MAX_QUEUED),
+            ..net::ServerConfig::new(acceptor)
         });
         let wanted = Arc::new(AtomicU32::new(0));
         let native_echo = Arc::new(AtomicBool::new(native_echo));

@@ -14,7 +14,7 @@ use crate::pdu::{AAssociateRj, AAssociateRq};
 use crate::ul::Timeouts;
 
 /// Settings of one requestor association.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// How long to wait for the TCP connection (None: as long as the OS tries).
     pub connect_timeout: Option<Duration>,
@@ -23,6 +23,8 @@ pub struct ClientConfig {
     /// Abort when nothing arrives for this long (None: never).
     pub network_timeout: Option<Duration>,
     pub limits: Limits,
+    /// TLS over the TCP connection (None: plain TCP).
+    pub tls: Option<super::tls::Connector>,
 }
 
 impl Default for ClientConfig {
@@ -32,6 +34,7 @@ impl Default for ClientConfig {
             timeouts: Timeouts::default(),
             network_timeout: None,
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum AssociateError {
     Aborted(String),
     #[error("{0}")]
     TimedOut(String),
+    #[error("TLS with {addr} failed: {detail}")]
+    Tls { addr: String, detail: String },
 }
 
 /// Why an established association failed a request.
@@ -124,18 +129,37 @@ pub async fn associate(
             addr: addr.to_owned(),
             source,
         })?;
-    let now = Instant::now();
-    let mut assoc = Association::requestor(rq, config.timeouts, config.limits, now);
-    assoc.transport_connected(now);
     let (req_tx, req_rx) = mpsc::channel(4);
     let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
-    tokio::spawn(driver::run(
-        stream,
-        assoc,
-        req_rx,
-        ev_tx,
-        config.network_timeout,
-    ));
+    match &config.tls {
+        None => {
+            let assoc = start(rq, &config);
+            tokio::spawn(driver::run(
+                stream,
+                assoc,
+                req_rx,
+                ev_tx,
+                config.network_timeout,
+            ));
+        }
+        Some(tls) => {
+            let stream = tls
+                .connect(addr, stream, config.timeouts.acse)
+                .await
+                .map_err(|detail| AssociateError::Tls {
+                    addr: addr.to_owned(),
+                    detail,
+                })?;
+            let assoc = start(rq, &config);
+            tokio::spawn(driver::run(
+                stream,
+                assoc,
+                req_rx,
+                ev_tx,
+                config.network_timeout,
+            ));
+        }
+    }
     match ev_rx.recv().await {
         Some(AssociationEvent::Established(negotiated)) => Ok(Client {
             requests: req_tx,
@@ -157,6 +181,14 @@ pub async fn associate(
             "the connection closed during negotiation".to_owned(),
         )),
     }
+}
+
+/// The requestor's association, its transport just connected (Evt2).
+fn start(rq: AAssociateRq, config: &ClientConfig) -> Association {
+    let now = Instant::now();
+    let mut assoc = Association::requestor(rq, config.timeouts, config.limits, now);
+    assoc.transport_connected(now);
+    assoc
 }
 
 impl Client {

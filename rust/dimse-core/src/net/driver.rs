@@ -5,8 +5,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::association::{Association, AssociationError, AssociationEvent, Transmit};
@@ -58,8 +57,8 @@ const DEFAULT_WRITE_STALL: Duration = Duration::from_secs(60);
 
 /// Writes everything the association queued, one vectored write per fragment; each
 /// write must make progress within `stall`.
-pub(crate) async fn flush(
-    stream: &mut TcpStream,
+pub(crate) async fn flush<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     assoc: &mut Association,
     stall: Duration,
 ) -> std::io::Result<()> {
@@ -67,7 +66,9 @@ pub(crate) async fn flush(
         let _ = e;
         std::io::ErrorKind::TimedOut.into()
     };
+    let mut wrote = false;
     while let Some(t) = assoc.poll_transmit() {
+        wrote = true;
         match t {
             Transmit::Pdu(b) => tokio::time::timeout(stall, stream.write_all(&b))
                 .await
@@ -92,6 +93,12 @@ pub(crate) async fn flush(
             }
         }
     }
+    if wrote {
+        // A TLS stream may hold records until flushed; on TCP this is a no-op.
+        tokio::time::timeout(stall, stream.flush())
+            .await
+            .map_err(timed)??;
+    }
     Ok(())
 }
 
@@ -107,8 +114,8 @@ pub(crate) enum End {
 /// `idle` aborts the association when nothing is exchanged for that long (not counted
 /// while the user holds it, i.e. owes the peer a response); it also bounds how long one
 /// write may make no progress (a peer that stops reading cannot pin us).
-pub(crate) async fn run(
-    mut stream: TcpStream,
+pub(crate) async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     mut assoc: Association,
     mut requests: mpsc::Receiver<Request>,
     events: mpsc::Sender<AssociationEvent>,
@@ -220,7 +227,8 @@ pub(crate) async fn run(
             read = stream.read_buf(buf), if can_read => {
                 let now = Instant::now();
                 match read {
-                    Ok(0) | Err(_) => assoc.transport_closed(now),
+                    Ok(0) => assoc.transport_closed(now),
+                    Err(e) => assoc.transport_failed(describe_read_error(&e), now),
                     Ok(_) => {
                         last_activity = now;
                         assoc.process_received(now);
@@ -251,5 +259,17 @@ pub(crate) async fn run(
                 }
             }
         }
+    }
+}
+
+/// A read error as the reason an association ended: a TLS alert from the peer (our
+/// certificate refused, say) is worth more than "connection closed".
+fn describe_read_error(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+    {
+        Some(tls) => format!("TLS: {tls}"),
+        None => format!("the connection failed: {e}"),
     }
 }

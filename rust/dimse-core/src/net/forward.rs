@@ -211,7 +211,7 @@ impl Forwarder {
         let rq = params
             .build_rq()
             .map_err(|e| Unreachable::Associate(e.to_string()))?;
-        associate(&d.address, rq, d.config)
+        associate(&d.address, rq, d.config.clone())
             .await
             .map_err(|e| Unreachable::Associate(format!("{}: {e}", d.address)))
     }

@@ -10,10 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use super::access::{Network, PeerCounts, PeerSlot};
 use super::driver::{self, Request};
+use super::tls;
 use crate::association::{Association, AssociationEvent, Limits};
 use crate::message::element::tags;
 use crate::message::fragment::{Payload, ReceivedMessage};
@@ -32,6 +35,35 @@ pub struct ServerConfig {
     pub max_associations: usize,
     /// Abort an association when nothing arrives for this long (None: never).
     pub network_timeout: Option<Duration>,
+    /// TLS on every connection (None: plain TCP). The handshake must complete within
+    /// ARTIM.
+    pub tls: Option<Arc<tls::rustls::ServerConfig>>,
+    /// Client addresses allowed to associate (empty: any); others get A-ASSOCIATE-RJ
+    /// (permanent, service-user, no reason given).
+    pub allowed_networks: Vec<Network>,
+    /// Associations one client address may hold at once (0: no limit but
+    /// `max_associations`); beyond it, A-ASSOCIATE-RJ (transient, local limit exceeded).
+    pub max_associations_per_peer: usize,
+    /// Requests of one association waiting for a handler, at most; beyond it the
+    /// association's socket is not read until one starts (TCP slows the peer down).
+    pub max_queued_requests: usize,
+}
+
+impl ServerConfig {
+    /// A server with these acceptor parameters and the defaults for the rest.
+    pub fn new(acceptor: AcceptorParams) -> Self {
+        ServerConfig {
+            acceptor,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            max_associations: 1000,
+            network_timeout: Some(Duration::from_secs(60)),
+            tls: None,
+            allowed_networks: Vec::new(),
+            max_associations_per_peer: 0,
+            max_queued_requests: DEFAULT_MAX_QUEUED,
+        }
+    }
 }
 
 /// One response to send: context, command set, data set.
@@ -106,8 +138,13 @@ pub enum Notification {
     Requested(Box<crate::pdu::AAssociateRq>),
     /// We accepted (the A-ASSOCIATE-AC is about to be sent).
     Accepted(Box<crate::pdu::AAssociateAc>),
-    /// We rejected.
-    Rejected(crate::pdu::AAssociateRj),
+    /// We rejected; `why` says what about the request or the peer made us.
+    Rejected {
+        rj: crate::pdu::AAssociateRj,
+        why: String,
+    },
+    /// A connection was closed before any association: its TLS handshake failed.
+    Refused(String),
     /// The association is established.
     Established,
     /// The association was released.
@@ -136,6 +173,7 @@ pub mod notify {
     pub const DIMSE_SENT: u32 = 1 << 9;
     pub const PDU_RECV: u32 = 1 << 10;
     pub const PDU_SENT: u32 = 1 << 11;
+    pub const REFUSED: u32 = 1 << 12;
 }
 
 impl Notification {
@@ -146,7 +184,8 @@ impl Notification {
             Notification::ConnClose => notify::CONN_CLOSE,
             Notification::Requested(_) => notify::REQUESTED,
             Notification::Accepted(_) => notify::ACCEPTED,
-            Notification::Rejected(_) => notify::REJECTED,
+            Notification::Rejected { .. } => notify::REJECTED,
+            Notification::Refused(_) => notify::REFUSED,
             Notification::Established => notify::ESTABLISHED,
             Notification::Released => notify::RELEASED,
             Notification::Aborted(_) => notify::ABORTED,
@@ -292,6 +331,7 @@ pub async fn serve(
 ) {
     let permits = Arc::new(Semaphore::new(config.max_associations.max(1)));
     let negotiations = Arc::new(Semaphore::new(NEGOTIATIONS_AT_ONCE));
+    let peers = Arc::new(PeerCounts::default());
     let mut tasks = tokio::task::JoinSet::new();
     let mut next_id = 0u64;
     loop {
@@ -304,18 +344,36 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 next_id += 1;
-                let id = next_id;
-                let config = config.clone();
-                let service = service.clone();
+                let shared = Shared {
+                    id: next_id,
+                    config: config.clone(),
+                    service: service.clone(),
+                    permits: permits.clone(),
+                    negotiations: negotiations.clone(),
+                    peers: peers.clone(),
+                };
                 let shutdown = shutdown.clone();
-                let permits = permits.clone();
-                let negotiations = negotiations.clone();
-                tasks.spawn(serve_one(
-                    stream,
-                    peer,
-                    Shared { id, config, service, permits, negotiations },
-                    shutdown,
-                ));
+                match config.tls.clone() {
+                    None => {
+                        tasks.spawn(serve_one(stream, peer, shared, shutdown));
+                    }
+                    Some(tls) => {
+                        tasks.spawn(async move {
+                            // ARTIM bounds the handshake as it bounds the wait for the
+                            // A-ASSOCIATE-RQ: a silent or slow client holds nothing longer.
+                            match tls::accept(tls, stream, shared.config.timeouts.artim).await {
+                                Ok(stream) => serve_one(stream, peer, shared, shutdown).await,
+                                Err(why) => {
+                                    let origin = Origin { id: shared.id, peer, info: None };
+                                    tell(&shared.service, origin, notify::REFUSED, || {
+                                        Notification::Refused(why)
+                                    })
+                                    .await;
+                                }
+                            }
+                        });
+                    }
+                }
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -342,6 +400,23 @@ pub async fn serve(
     }
 }
 
+/// The acceptor's decision, with what made it reject.
+fn negotiate(
+    rq: &crate::pdu::AAssociateRq,
+    params: &AcceptorParams,
+    hooks: &mut dyn AcceptorHooks,
+) -> Result<(crate::pdu::AAssociateAc, Negotiated), (crate::pdu::AAssociateRj, String)> {
+    negotiation::accept(rq, params, hooks)
+        .map_err(|rj| (rj, negotiation::rejection_cause(rq, params, &rj)))
+}
+
+fn congested() -> (crate::pdu::AAssociateRj, String) {
+    (
+        negotiation::reject_congestion(),
+        "no negotiation slot (the server is overloaded)".to_owned(),
+    )
+}
+
 /// Negotiations whose hooks may block (Python) running at once, at most: a burst of
 /// A-ASSOCIATE-RQs waits for them instead of taking a thread each.
 const NEGOTIATIONS_AT_ONCE: usize = 4;
@@ -355,6 +430,8 @@ struct Shared {
     permits: Arc<Semaphore>,
     /// Blocking negotiations ([`NEGOTIATIONS_AT_ONCE`]).
     negotiations: Arc<Semaphore>,
+    /// Associations per client address (`max_associations_per_peer`).
+    peers: Arc<PeerCounts>,
 }
 
 /// How long a shutting-down server waits for its associations to end.
@@ -362,8 +439,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Events waiting for the association's handler, at most.
 const EVENT_QUEUE: usize = 8;
-/// Requests waiting while a handler runs, at most.
-const MAX_QUEUED: usize = 16;
+/// Requests waiting while a handler runs, at most, by default.
+pub const DEFAULT_MAX_QUEUED: usize = 16;
 /// Command Field of C-CANCEL-RQ (PS3.7 E.1).
 const C_CANCEL_RQ: u16 = 0x0FFF;
 
@@ -414,8 +491,8 @@ async fn send_response(
         .await
 }
 
-async fn serve_one(
-    stream: TcpStream,
+async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     peer: SocketAddr,
     shared: Shared,
     mut shutdown: watch::Receiver<bool>,
@@ -426,7 +503,11 @@ async fn serve_one(
         service,
         permits,
         negotiations,
+        peers,
     } = shared;
+    // Held for the association's life: dropping it gives the address's slot back.
+    let mut _peer_slot: Option<PeerSlot> = None;
+    let max_queued = config.max_queued_requests.max(1);
     // The association slot is taken when the A-ASSOCIATE-RQ arrives, not when the TCP
     // connection does: a connection that never sends one (a port scan, a health check)
     // is bounded by ARTIM and must not lock real peers out.
@@ -459,7 +540,7 @@ async fn serve_one(
     let mut watching = true;
     // Requests wait here until a handler may start: one at a time per association, or
     // up to the asynchronous operations window the requestor negotiated (PS3.7
-    // D.3.3.3); at most MAX_QUEUED wait, beyond which the association's events (and so
+    // D.3.3.3); at most max_queued wait, beyond which the association's events (and so
     // its socket) are not read.
     let mut queue: VecDeque<ReceivedMessage> = VecDeque::new();
     let mut cancelled_ids: HashSet<u16> = HashSet::new();
@@ -535,7 +616,7 @@ async fn serve_one(
                     let _ = req_tx.send(Request::Hold(false)).await;
                 }
             }
-            event = ev_rx.recv(), if queue.len() < MAX_QUEUED => {
+            event = ev_rx.recv(), if queue.len() < max_queued => {
                 let Some(event) = event else { break };
                 match event {
                     AssociationEvent::Requested(rq) => {
@@ -543,12 +624,40 @@ async fn serve_one(
                             Notification::Requested(rq.clone())
                         })
                         .await;
-                        permit = permits.clone().try_acquire_owned().ok();
-                        let verdict = if *shutdown.borrow() {
+                        let refused = if *shutdown.borrow() {
                             // Shutting down: transient, so that the peer tries again later.
-                            permit = None;
-                            Err(negotiation::reject_congestion())
-                        } else if permit.is_some() && service.negotiation_blocks() {
+                            Some((negotiation::reject_congestion(), "the server is shutting down".to_owned()))
+                        } else if !config.allowed_networks.is_empty()
+                            && !config.allowed_networks.iter().any(|n| n.contains(peer.ip()))
+                        {
+                            Some((
+                                negotiation::reject_not_allowed(),
+                                format!("{} is in none of the allowed networks", peer.ip()),
+                            ))
+                        } else {
+                            permit = permits.clone().try_acquire_owned().ok();
+                            if permit.is_none() {
+                                Some((
+                                    negotiation::reject_local_limit(),
+                                    format!("{} associations already (the maximum)", config.max_associations),
+                                ))
+                            } else if config.max_associations_per_peer > 0 {
+                                _peer_slot = peers.take(peer.ip(), config.max_associations_per_peer);
+                                _peer_slot.is_none().then(|| (
+                                    negotiation::reject_local_limit(),
+                                    format!(
+                                        "{} holds {} associations already (the maximum per client address)",
+                                        peer.ip(),
+                                        config.max_associations_per_peer
+                                    ),
+                                ))
+                            } else {
+                                None
+                            }
+                        };
+                        let verdict = if let Some(refused) = refused {
+                            Err(refused)
+                        } else if service.negotiation_blocks() {
                             // The hooks may call into Python (EVT_USER_ID ...): never on an
                             // I/O thread, so the negotiation runs on the blocking pool, a
                             // few at a time (a burst of requests waits, takes no threads).
@@ -559,23 +668,20 @@ async fn serve_one(
                                     let (tx, rx) = tokio::sync::oneshot::channel();
                                     service
                                         .run_blocking(Box::new(move || {
-                                            let _ = tx.send(negotiation::accept(
+                                            let _ = tx.send(negotiate(
                                                 &rq,
                                                 &config.acceptor,
                                                 hooks.as_mut(),
                                             ));
                                         }))
                                         .await;
-                                    rx.await
-                                        .unwrap_or_else(|_| Err(negotiation::reject_congestion()))
+                                    rx.await.unwrap_or_else(|_| Err(congested()))
                                 }
-                                Err(_) => Err(negotiation::reject_congestion()),
+                                Err(_) => Err(congested()),
                             }
-                        } else if permit.is_some() {
-                            let mut hooks = service.hooks(peer);
-                            negotiation::accept(&rq, &config.acceptor, hooks.as_mut())
                         } else {
-                            Err(negotiation::reject_local_limit())
+                            let mut hooks = service.hooks(peer);
+                            negotiate(&rq, &config.acceptor, hooks.as_mut())
                         };
                         let request = match verdict {
                             Ok((ac, negotiated)) => {
@@ -594,13 +700,14 @@ async fn serve_one(
                                     negotiated: Box::new(negotiated),
                                 }
                             }
-                            Err(rj) => {
+                            Err((rj, why)) => {
                                 tell(&service, bare, notify::REJECTED, || {
-                                    Notification::Rejected(rj)
+                                    Notification::Rejected { rj, why }
                                 })
                                 .await;
                                 how = "rejected";
                                 permit = None;
+                                _peer_slot = None;
                                 Request::Reject(rj)
                             }
                         };
@@ -622,11 +729,16 @@ async fn serve_one(
                                 .command
                                 .get_us(tags::MESSAGE_ID_BEING_RESPONDED_TO)
                                 .unwrap_or(0);
+                            // One for no request of ours is ignored: remembering it would
+                            // cancel a later request that reuses the ID.
                             match running.get(&target) {
                                 Some(r) => r.cancelled.store(true, Ordering::Relaxed),
-                                None => {
+                                None if queue.iter().any(|m| {
+                                    m.command.get_us(tags::MESSAGE_ID) == Some(target)
+                                }) => {
                                     cancelled_ids.insert(target);
                                 }
+                                None => {}
                             }
                         } else if message.command.command_field().is_some_and(|f| f & 0x8000 != 0) {
                             // A response: to a request the running handler made (a C-GET's
