@@ -47,6 +47,9 @@ bin="$here/target/$(rustc -vV | sed -n 's/^host: //p')/release"
 
 log="$here/runs.tsv"
 [ -s "$log" ] || printf 'finished_utc\ttarget\tseconds\texecutions\tcrashes\tcorpus\n' >"$log"
+# -fork=1 would restart the target for every job (ten times slower): only for real forks.
+fork=()
+[ "$jobs" -gt 1 ] && fork=(-fork="$jobs")
 # Inputs libFuzzer saved as failing for a target so far.
 found() {
     find "$here/artifacts/$1" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l
@@ -61,7 +64,7 @@ for target in "${targets[@]}"; do
     # must not rebuild (or break) the targets still to come.
     "${nice_cmd[@]}" "$bin/$target" "$here/corpus/$target" \
         -artifact_prefix="$here/artifacts/$target/" -max_total_time=$((minutes * 60)) \
-        -print_final_stats=1 -fork="$jobs" >"$out" 2>&1
+        -print_final_stats=1 "${fork[@]}" >"$out" 2>&1
     rc=$?
     seconds=$(($(date +%s) - start))
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -1)

@@ -1807,6 +1807,83 @@ mod tests {
     }
 
     #[test]
+    fn permissions_refuse_contexts_and_unknown_callers() {
+        let mut r = requestor();
+        r.add_context(uid::VERIFICATION, &[IMPLICIT]).unwrap();
+        r.add_context(CT, &[IMPLICIT]).unwrap();
+        let rq = r.build_rq().unwrap();
+        let mut params = acceptor();
+        let only_echo: std::collections::BTreeSet<String> =
+            [uid::VERIFICATION.to_owned()].into_iter().collect();
+        params.permissions = Some(Permissions {
+            by_calling_ae: [("SCU".to_owned(), only_echo.clone())]
+                .into_iter()
+                .collect(),
+            default: None,
+        });
+        let (ac, negotiated) = accept(&rq, &params, &mut DefaultHooks).unwrap();
+        let results: Vec<_> = ac
+            .presentation_contexts
+            .iter()
+            .map(|pc| pc.result)
+            .collect();
+        // CT is supported but not for this caller: a user rejection, not "not supported".
+        assert_eq!(
+            results,
+            [
+                PresentationContextResult::Acceptance,
+                PresentationContextResult::UserRejection
+            ]
+        );
+        assert_eq!(negotiated.accepted().count(), 1);
+        // Not listed, no default: not recognized.
+        let mut stranger = rq.clone();
+        stranger.calling_ae_title = aet("STRANGER");
+        let r = rj(&stranger, &params, &mut DefaultHooks);
+        assert_eq!(rj_bytes(r)[7..], [1, 1, 3]);
+        assert_eq!(
+            rejection_cause(&stranger, &params, &r),
+            "calling AE title 'STRANGER' is not allowed"
+        );
+        // With a default, strangers get its syntaxes.
+        params.permissions.as_mut().unwrap().default = Some(only_echo);
+        assert!(accept(&stranger, &params, &mut DefaultHooks).is_ok());
+    }
+
+    #[test]
+    fn required_user_identity() {
+        let rq = simple_rq();
+        let mut params = acceptor();
+        params.require_user_identity = true;
+        let r = rj(&rq, &params, &mut DefaultHooks);
+        assert_eq!(rj_bytes(r)[7..], [1, 1, 1]);
+        assert_eq!(
+            rejection_cause(&rq, &params, &r),
+            "'SCU' sent no user identity, which is required"
+        );
+        let mut with_id = requestor();
+        with_id.add_context(uid::VERIFICATION, &[IMPLICIT]).unwrap();
+        with_id.user_identity = Some(identity(false));
+        assert!(accept(&with_id.build_rq().unwrap(), &params, &mut DefaultHooks).is_ok());
+    }
+
+    #[test]
+    fn rejection_causes_name_the_culprit() {
+        let mut rq = simple_rq();
+        let mut params = acceptor();
+        params.require_called_aet = true;
+        rq.called_ae_title = aet("ELSEWHERE");
+        let r = rj(&rq, &params, &mut DefaultHooks);
+        assert_eq!(
+            rejection_cause(&rq, &params, &r),
+            "called AE title 'ELSEWHERE' is not ours ('STORESCP')"
+        );
+        rq.protocol_version = 2;
+        let r = rj(&rq, &params, &mut DefaultHooks);
+        assert!(rejection_cause(&rq, &params, &r).contains("protocol version 0x0002"));
+    }
+
+    #[test]
     fn rejects_refused_user_identity() {
         let mut r = requestor();
         r.add_context(uid::VERIFICATION, &[IMPLICIT]).unwrap();

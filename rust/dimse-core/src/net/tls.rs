@@ -354,3 +354,68 @@ fn handshake_error(e: &std::io::Error) -> String {
         None => format!("TLS handshake failed: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_pem_is_named() {
+        let not_pem = b"hello";
+        let e = server_config(&ServerTls {
+            cert_chain: not_pem,
+            key: not_pem,
+            client_ca: None,
+            client_auth: ClientAuth::None,
+            min_version: MinVersion::Tls12,
+        })
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the certificate holds no PEM certificate"),
+            "{e}"
+        );
+        let e = client_config(&ClientTls {
+            server: ServerCheck::Ca {
+                ca: b"",
+                check_hostname: true,
+            },
+            identity: None,
+            min_version: MinVersion::Tls13,
+        })
+        .unwrap_err();
+        assert!(e.to_string().starts_with("the CA bundle holds no"), "{e}");
+    }
+
+    #[test]
+    fn the_certificate_is_checked_first() {
+        let e = server_config(&ServerTls {
+            cert_chain: b"",
+            key: b"",
+            client_ca: None,
+            client_auth: ClientAuth::Required,
+            min_version: MinVersion::Tls12,
+        })
+        .unwrap_err();
+        // The certificate is checked first.
+        assert!(matches!(e, TlsError::Empty { .. }), "{e}");
+    }
+
+    #[test]
+    fn server_names() {
+        assert!(server_name("127.0.0.1").is_ok());
+        assert!(server_name("[::1]").is_ok());
+        assert!(server_name("pacs.example.org").is_ok());
+        assert!(server_name("bad name!").is_err());
+    }
+
+    #[test]
+    fn an_insecure_client_builds() {
+        assert!(client_config(&ClientTls {
+            server: ServerCheck::Insecure,
+            identity: None,
+            min_version: MinVersion::Tls12,
+        })
+        .is_ok());
+    }
+}
