@@ -2,9 +2,49 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
+
+#: Seconds tests/test_soak.py stores for by default (a few minutes of the whole file in CI);
+#: ``--soak-seconds=N`` or the environment variable DIMSE_SOAK_SECONDS runs it longer.
+DEFAULT_SOAK_SECONDS = 70.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak-seconds",
+        type=float,
+        default=None,
+        help="seconds tests/test_soak.py stores for (default: $DIMSE_SOAK_SECONDS, else "
+        f"{DEFAULT_SOAK_SECONDS:g})",
+    )
+
+
+def soak_seconds(config: pytest.Config) -> float:
+    """How long the soak test stores: --soak-seconds, else $DIMSE_SOAK_SECONDS, else the
+    default."""
+    option = config.getoption("--soak-seconds")
+    if option is not None:
+        return float(option)
+    return float(os.environ.get("DIMSE_SOAK_SECONDS", DEFAULT_SOAK_SECONDS))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "soak(extra): runs for --soak-seconds; its timeout is that plus `extra` seconds",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A soak test's timeout (pytest-timeout) follows its duration.
+    for test in items:
+        marker = test.get_closest_marker("soak")
+        if marker is not None:
+            extra = float(marker.args[0]) if marker.args else 180.0
+            test.add_marker(pytest.mark.timeout(soak_seconds(config) + extra))
 
 
 def associate_rq(*items: bytes, called: bytes = b"ANY-SCP", calling: bytes = b"ECHOSCU") -> bytes:

@@ -5,9 +5,11 @@ statuses on write errors, names that never leave the folder."""
 from __future__ import annotations
 
 import resource
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -352,3 +354,57 @@ def test_a_python_handler_gets_large_data_sets_spooled_to_a_file(tmp_path):
     assert not p1.parent.exists()
     kept = dcmread(tmp_path / "kept.dcm")
     assert kept.PixelData == keep.PixelData
+
+
+# Permission denied: the folder is not writable by the server's process. Root may write
+# anywhere, so as root the child drops to nobody once its imports are done (the storage
+# path runs in Rust and imports nothing later).
+_UNPRIVILEGED_SERVER = """
+import os, sys
+from pydicom.uid import ExplicitVRLittleEndian
+from dimse import AE, sop
+from dimse.storage import FileStorage
+if os.geteuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+ae = AE("STORESCP")
+ae.add_supported_context(sop.CTImageStorage, [ExplicitVRLittleEndian])
+server = ae.start_server(("127.0.0.1", 0), block=False, storage=FileStorage(sys.argv[1]))
+print(server.server_address[1], flush=True)
+sys.stdin.read()
+server.shutdown()
+"""
+
+
+def test_permission_denied_is_out_of_resources_and_leaves_no_file():
+    # Outside pytest's tmp_path, whose parents only root may enter.
+    top = Path(tempfile.mkdtemp(prefix="dimse-perm-"))
+    top.chmod(0o755)
+    out = top / "out"
+    out.mkdir()
+    # Not writable by anyone but root (who is no longer root in the child).
+    out.chmod(0o555)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _UNPRIVILEGED_SERVER, str(out)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        ae = AE("STORESCU")
+        ae.add_requested_context(sop.CTImageStorage, [ExplicitVRLittleEndian])
+        with ae.associate(LOOPBACK, port, ae_title="STORESCP") as assoc:
+            rsp = assoc.send_c_store(ct(1000))
+            assert int(rsp.Status) == 0xA700
+            assert "ermission denied" in str(rsp.ErrorComment), rsp.ErrorComment
+        assert list(out.iterdir()) == []
+    finally:
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe:
+                pipe.close()
+        proc.wait(timeout=20)
+        out.chmod(0o755)
+        shutil.rmtree(top)
+    assert proc.returncode == 0

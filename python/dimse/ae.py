@@ -107,6 +107,50 @@ def _check_ae_title(value: str, what: str = "AE title") -> str:
     return stripped
 
 
+class _Timeout:
+    """A timeout setting: seconds (int or float, >= 0) or None for no limit."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.attr = "_" + name
+
+    def __get__(self, obj: object, owner: type | None = None) -> float | None:
+        return getattr(obj, self.attr)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: object, value: float | None) -> None:
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not value >= 0  # also refuses NaN
+        ):
+            raise InvalidArgument(
+                f"{self.name} must be seconds (a number >= 0) or None for no limit, not {value!r}"
+            )
+        setattr(obj, self.attr, value)
+
+
+class _Count:
+    """A whole-number setting from `low` up."""
+
+    def __init__(self, low: int, what: str) -> None:
+        self.low = low
+        self.what = what
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.attr = "_" + name
+
+    def __get__(self, obj: object, owner: type | None = None) -> int:
+        return getattr(obj, self.attr)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < self.low:
+            raise InvalidArgument(
+                f"{self.name} must be an int >= {self.low} ({self.what}), not {value!r}"
+            )
+        setattr(obj, self.attr, value)
+
+
 class AE:
     """An Application Entity: the local end of associations, in either role.
 
@@ -124,16 +168,26 @@ class AE:
     ``permissions`` (which services each calling AE may use, see :mod:`dimse.access`).
     Every rejection is logged (logger ``dimse.ae``, WARNING) with the peer's address and
     the reason. ``maximum_queued_requests``: requests of one association waiting for a
-    handler before the server stops reading that association. docs/security.md lists
-    every limit with its default.
+    handler before the server stops reading that association. docs/limits.md lists
+    every limit with its default; docs/security.md covers TLS and access control.
     """
+
+    acse_timeout = _Timeout()
+    dimse_timeout = _Timeout()
+    network_timeout = _Timeout()
+    connection_timeout = _Timeout()
+    handler_threads = _Count(1, "threads running Python handlers")
+    maximum_dataset_size = _Count(1, "bytes")
+    stream_threshold = _Count(0, "bytes")
 
     def __init__(self, ae_title: str = "DIMSE") -> None:
         self._ae_title = _check_ae_title(ae_title)
-        self.acse_timeout: float | None = 30.0
-        self.dimse_timeout: float | None = 30.0
-        self.network_timeout: float | None = 60.0
-        self.connection_timeout: float | None = None
+        self.acse_timeout = 30.0
+        self.dimse_timeout = 30.0
+        self.network_timeout = 60.0
+        # A connect the kernel keeps retrying (a host that drops SYNs) would otherwise
+        # take about two minutes to fail.
+        self.connection_timeout = 30.0
         self._maximum_pdu_size = 16382
         self._maximum_associations = 10
         self.require_called_aet = False
@@ -180,7 +234,11 @@ class AE:
 
     @maximum_pdu_size.setter
     def maximum_pdu_size(self, value: int) -> None:
-        if not isinstance(value, int) or not (value == 0 or 7 <= value <= 0xFFFFFFFF):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not (value == 0 or 7 <= value <= 0xFFFFFFFF)
+        ):
             raise InvalidArgument(
                 f"maximum_pdu_size must be 0 (unlimited) or 7..4294967295, not {value!r}"
             )
@@ -192,7 +250,7 @@ class AE:
 
     @maximum_associations.setter
     def maximum_associations(self, value: int) -> None:
-        if not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidArgument(f"maximum_associations must be a positive int, not {value!r}")
         self._maximum_associations = value
 

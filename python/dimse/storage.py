@@ -82,6 +82,25 @@ class FileStorage:
             "discard": self.discard,
         }
 
+    def remove_stale_parts(self) -> list[Path]:
+        """Deletes the temporary files (``.<name>.<pid>-<n>.part``) that processes which
+        no longer run left behind (killed mid-write); those of live processes (another
+        worker on the same folder) stay. Returns what it deleted. Run it at start-up."""
+        removed: list[Path] = []
+        root = Path(self.directory)
+        if self.discard or not root.is_dir():
+            return removed
+        for path in root.rglob(f".*{TEMP_SUFFIX}"):
+            pid_text = path.name[: -len(TEMP_SUFFIX)].rpartition(".")[2].partition("-")[0]
+            if not pid_text.isdigit() or _alive(int(pid_text)):
+                continue
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+        return removed
+
     def write(
         self,
         sop_class_uid: str,
@@ -106,3 +125,16 @@ class FileStorage:
                 durability="fsync" if self.fsync else "rename",
             )
         )
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs (signal 0 checks without signalling)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

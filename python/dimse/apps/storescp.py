@@ -94,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         discard=args.ignore,
         on_stored=on_stored if out.is_verbose else None,
     )
+    # Files a killed predecessor was writing: never acknowledged, never complete (the
+    # temporary files of live processes, as other workers', stay).
+    for stale in storage.remove_stale_parts():
+        out.verbose(f"deleted {stale}, left incomplete by a process that stopped")
     server = ae.start_server(
         (args.bind, args.port),
         block=False,

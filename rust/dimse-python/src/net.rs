@@ -687,7 +687,7 @@ impl net::Service for PyService {
                 storage::calling_ae(assoc),
                 false,
             ),
-            folder,
+            folder: SpoolFolder(folder),
             dispatch,
             pool: self.pool.clone(),
             info: assoc.clone(),
@@ -805,7 +805,7 @@ fn call_dispatch(
 /// arrives; the handler then gets the file (`event.dataset_path`), removed afterwards.
 struct SpoolSink {
     file: storage::StreamFile,
-    folder: std::path::PathBuf,
+    folder: SpoolFolder,
     dispatch: Arc<Py<PyAny>>,
     pool: Arc<ThreadPool>,
     info: AssociationInfo,
@@ -859,9 +859,20 @@ impl net::DataSetSink for SpoolSink {
                     .unwrap_or_default(),
             };
             // The handler had its chance to keep the file (by moving it away).
-            let _ = std::fs::remove_dir_all(&folder);
+            drop(folder);
             out
         })
+    }
+}
+
+/// A spool folder, removed with whatever is left in it when the message is done or
+/// abandoned (the peer aborted mid-data-set: the sink is dropped without `finish`). The
+/// association's loop awaits each write, so no write is in flight by then.
+struct SpoolFolder(std::path::PathBuf);
+
+impl Drop for SpoolFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -232,6 +232,8 @@ enum Streamed {
         context_id: u8,
         command: CommandSet,
         parts: Vec<Bytes>,
+        /// Bytes in `parts`.
+        held: usize,
     },
 }
 
@@ -450,6 +452,27 @@ const C_GET_RQ: u16 = 0x0010;
 /// Operations performed at once on one association, at most, whatever the window.
 const MAX_PERFORMED: usize = 64;
 
+/// Whether a Command Field is a DIMSE request this server performs (PS3.7 E.1;
+/// C-CANCEL-RQ is handled apart).
+fn is_request(field: Option<u16>) -> bool {
+    matches!(
+        field,
+        Some(
+            0x0001
+                | 0x0010
+                | 0x0020
+                | 0x0021
+                | 0x0030
+                | 0x0100
+                | 0x0110
+                | 0x0120
+                | 0x0130
+                | 0x0140
+                | 0x0150
+        )
+    )
+}
+
 /// A handler at work on one request.
 struct Running {
     cancelled: Arc<AtomicBool>,
@@ -549,6 +572,8 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     let mut task_ids: HashMap<tokio::task::Id, u16> = HashMap::new();
     let (resp_tx, mut resp_rx) = mpsc::channel::<Response>(EVENT_QUEUE);
     let mut streamed: Option<Streamed> = None;
+    // The peer asked to release while requests were in progress: answer when they are done.
+    let mut release_pending = false;
     loop {
         while let (Some(message), Some(assoc)) = (queue.front(), info.as_ref()) {
             let id = message.command.get_us(tags::MESSAGE_ID).unwrap_or(0);
@@ -614,6 +639,9 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 }
                 if queue.is_empty() && running.is_empty() {
                     let _ = req_tx.send(Request::Hold(false)).await;
+                    if std::mem::take(&mut release_pending) {
+                        let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
+                    }
                 }
             }
             event = ev_rx.recv(), if queue.len() < max_queued => {
@@ -748,8 +776,13 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                             if let Some(r) = running.values().find(|r| r.exclusive) {
                                 let _ = r.replies.try_send(message);
                             }
-                        } else {
+                        } else if is_request(message.command.command_field()) {
                             queue.push_back(message);
+                        } else {
+                            // Nothing can answer it (no response type to use), and the
+                            // peer would wait for one: end the association instead.
+                            how = "aborted: the peer sent a command that is no DIMSE request";
+                            let _ = req_tx.send(Request::Abort { done: None }).await;
                         }
                     }
                     AssociationEvent::DataSetStarted { context_id, command, head } => {
@@ -777,6 +810,7 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                             None => Streamed::Held {
                                 context_id,
                                 command,
+                                held: head.len(),
                                 parts: head.parts().to_vec(),
                             },
                         });
@@ -784,7 +818,17 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     AssociationEvent::DataSetPart { data, last } => {
                         match streamed.as_mut() {
                             Some(Streamed::Sink { sink, .. }) => sink.write(data).await,
-                            Some(Streamed::Held { parts, .. }) => parts.push(data),
+                            Some(Streamed::Held { parts, held, .. }) => {
+                                *held += data.len();
+                                parts.push(data);
+                                // Held whole, it is bounded as an assembled one is.
+                                if *held > config.limits.max_dataset_length {
+                                    streamed = None;
+                                    how = "aborted: a data set longer than the maximum data set size";
+                                    let _ = req_tx.send(Request::Abort { done: None }).await;
+                                    continue;
+                                }
+                            }
                             None => {}
                         }
                         if last {
@@ -805,7 +849,7 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                                         Running { cancelled, replies: reply_tx, exclusive: false },
                                     );
                                 }
-                                Some(Streamed::Held { context_id, command, parts }) => {
+                                Some(Streamed::Held { context_id, command, parts, .. }) => {
                                     let message = ReceivedMessage {
                                         context_id,
                                         command,
@@ -816,8 +860,11 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                                         if let Some(r) = running.values().find(|r| r.exclusive) {
                                             let _ = r.replies.try_send(message);
                                         }
-                                    } else {
+                                    } else if is_request(message.command.command_field()) {
                                         queue.push_back(message);
+                                    } else {
+                                        how = "aborted: the peer sent a command that is no DIMSE request";
+                                        let _ = req_tx.send(Request::Abort { done: None }).await;
                                     }
                                 }
                                 None => {}
@@ -826,7 +873,14 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                     }
                     AssociationEvent::ReleaseRequested => {
                         how = "released";
-                        let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
+                        // PS3.8 7.2.2: the requests that came before the A-RELEASE-RQ are
+                        // still answered (P-DATA in Sta8, AR-7); the A-RELEASE-RP follows
+                        // their last response.
+                        if queue.is_empty() && running.is_empty() {
+                            let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
+                        } else {
+                            release_pending = true;
+                        }
                     }
                     AssociationEvent::Released => how = "released",
                     AssociationEvent::Aborted(_) => how = "aborted by the peer",

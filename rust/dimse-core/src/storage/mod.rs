@@ -68,7 +68,8 @@ const SCAN_PREFIX: usize = 256 * 1024;
 pub enum StoreError {
     #[error("cannot build the File Meta Information: {0}")]
     Meta(#[from] crate::filemeta::FileMetaError),
-    #[error("{op} {path}: {source}")]
+    // The cause first: an ErrorComment (64 characters) keeps it whatever the path's length.
+    #[error("{source}: {op} {path}")]
     Io {
         op: &'static str,
         path: PathBuf,
