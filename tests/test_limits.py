@@ -292,6 +292,17 @@ def test_documented_defaults():
         ("maximum_associations_per_peer", "2"),
         ("maximum_associations", 0),
         ("maximum_pdu_size", 6),
+        ("maximum_associations", True),
+        ("maximum_pdu_size", False),
+        ("acse_timeout", -1),
+        ("dimse_timeout", float("nan")),
+        ("network_timeout", True),
+        ("connection_timeout", "30"),
+        ("handler_threads", 0),
+        ("handler_threads", -1),
+        ("maximum_dataset_size", 0),
+        ("maximum_dataset_size", 1.5),
+        ("stream_threshold", -1),
     ],
 )
 def test_invalid_values_name_the_setting(name, value):
