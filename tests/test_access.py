@@ -4,6 +4,10 @@ calling AE may use, and how a refusal is answered (the A-ASSOCIATE-RJ reasons of
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import logging
 import time
 
@@ -196,3 +200,44 @@ def test_every_refusal_leaves_the_server_serving(server):
         assert not scu("BAD").associate("127.0.0.1", port).is_established
     with scu("OK").associate("127.0.0.1", port) as assoc:
         assert assoc.send_c_echo().Status == 0
+
+
+def _jwt(claims: dict, key: bytes) -> bytes:
+    """A compact HS256 JSON Web Token (RFC 7519)."""
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    signature = hmac.new(key, header + b"." + body, hashlib.sha256).digest()
+    return header + b"." + body + b"." + b64(signature)
+
+
+def test_jwt_user_identity_verified_by_the_handler(server):
+    """PS3.7 D.3.3.7 type 5 (JWT): the EVT_USER_ID handler checks the signature and the
+    expiry, and answers the positive response the requestor asked for."""
+    key = b"shared-secret"
+
+    def on_user_id(event):
+        if event.user_id_type != 5:
+            return False, None
+        header, body, signature = event.primary_field.split(b".")
+        expected = hmac.new(key, header + b"." + body, hashlib.sha256).digest()
+        padded = signature + b"=" * (-len(signature) % 4)
+        if not hmac.compare_digest(base64.urlsafe_b64decode(padded), expected):
+            return False, None
+        claims = json.loads(base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4)))
+        return claims["exp"] > time.time(), b"welcome " + claims["sub"].encode()
+
+    port = server(handlers=[(evt.EVT_USER_ID, on_user_id)], require_user_identity=True)
+    good = _jwt({"sub": "ct1", "exp": time.time() + 60}, key)
+    identity = UserIdentityNegotiation(5, good, b"", positive_response_requested=True)
+    with scu().associate("127.0.0.1", port, ext_neg=[identity]) as assoc:
+        assert assoc.negotiated["user_identity_response"] == b"welcome ct1"
+        assert assoc.send_c_echo().Status == 0
+    forged = _jwt({"sub": "ct1", "exp": time.time() + 60}, b"guessed")
+    expired = _jwt({"sub": "ct1", "exp": time.time() - 1}, key)
+    for token in (forged, expired):
+        refused = scu().associate("127.0.0.1", port, ext_neg=[UserIdentityNegotiation(5, token)])
+        assert rejection(refused) == (1, 1, 1)

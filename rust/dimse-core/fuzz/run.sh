@@ -5,8 +5,10 @@
 #   fuzz/run.sh                      # every target, 5 minutes each
 #   fuzz/run.sh -m 30 pdu_reader     # one target, 30 minutes
 #   fuzz/run.sh -m 480 -n            # every target, 8 hours each, at the lowest priority
+#   fuzz/run.sh -s 20                # every target, 20 seconds each (the CI smoke run)
 #
 # -m MINUTES  time per target (default 5)
+# -s SECONDS  time per target in seconds instead
 # -n          run under `nice -n 19` (fuzz beside other work without slowing it)
 # -j JOBS     libFuzzer -fork=JOBS (default 1: a 2-core machine has no core to spare)
 #
@@ -17,15 +19,16 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/.."
 
-minutes=5
+seconds_each=300
 nice_cmd=()
 jobs=1
-while getopts "m:nj:h" opt; do
+while getopts "m:s:nj:h" opt; do
     case "$opt" in
-        m) minutes="$OPTARG" ;;
+        m) [[ "$OPTARG" =~ ^[0-9]+$ ]] && seconds_each=$((OPTARG * 60)) || seconds_each=bad ;;
+        s) seconds_each="$OPTARG" ;;
         n) nice_cmd=(nice -n 19) ;;
         j) jobs="$OPTARG" ;;
-        *) sed -n '2,16p' "$0"; exit 2 ;;
+        *) sed -n '2,18p' "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -33,8 +36,8 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(sed -n 's/^name = "\([a-z_]*\)"$/\1/p' "$here/Cargo.toml" | grep -v '^dimse-core-fuzz$')
 fi
-if ! [[ "$minutes" =~ ^[0-9]+$ ]] || [ "$minutes" -lt 1 ]; then
-    echo "run.sh: -m wants a whole number of minutes, got '$minutes'" >&2
+if ! [[ "$seconds_each" =~ ^[0-9]+$ ]] || [ "$seconds_each" -lt 1 ]; then
+    echo "run.sh: -m and -s want a whole number of minutes or seconds (at least 1)" >&2
     exit 2
 fi
 
@@ -63,7 +66,7 @@ for target in "${targets[@]}"; do
     # The binaries built above, run directly: editing the core while a long run goes on
     # must not rebuild (or break) the targets still to come.
     "${nice_cmd[@]}" "$bin/$target" "$here/corpus/$target" \
-        -artifact_prefix="$here/artifacts/$target/" -max_total_time=$((minutes * 60)) \
+        -artifact_prefix="$here/artifacts/$target/" -max_total_time="$seconds_each" \
         -print_final_stats=1 "${fork[@]}" >"$out" 2>&1
     rc=$?
     seconds=$(($(date +%s) - start))

@@ -640,6 +640,9 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                 if queue.is_empty() && running.is_empty() {
                     let _ = req_tx.send(Request::Hold(false)).await;
                     if std::mem::take(&mut release_pending) {
+                        // The slots go back before the peer can see the A-RELEASE-RP: a
+                        // client that associates again at once must find them free.
+                        (permit, _peer_slot) = (None, None);
                         let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
                     }
                 }
@@ -877,6 +880,9 @@ async fn serve_one<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
                         // still answered (P-DATA in Sta8, AR-7); the A-RELEASE-RP follows
                         // their last response.
                         if queue.is_empty() && running.is_empty() {
+                            // The slots go back before the peer can see the A-RELEASE-RP: a
+                            // client that associates again at once must find them free.
+                            (permit, _peer_slot) = (None, None);
                             let _ = req_tx.send(Request::ReleaseResponse { done: None }).await;
                         } else {
                             release_pending = true;
