@@ -322,6 +322,15 @@ def dimse_app(*args: object, timeout: float = 60) -> subprocess.CompletedProcess
     )
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.fixture
 def storescp_tls(pki, tmp_path):
     port = free_port()
@@ -341,12 +350,7 @@ def storescp_tls(pki, tmp_path):
         wait_for_port(port, proc)
         yield port, out
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
@@ -450,12 +454,7 @@ def test_our_scu_to_dcmtk_tls_storescp(pki, tmp_path):
         with pytest.raises((TLSError, AssociationAborted)):
             echo(port, TLS(ca=pki.ca.path), host="127.0.0.1")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 # -- pynetdicom over Python's ssl ------------------------------------------------------------

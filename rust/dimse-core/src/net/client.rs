@@ -132,16 +132,7 @@ pub async fn associate(
     let (req_tx, req_rx) = mpsc::channel(4);
     let (ev_tx, mut ev_rx) = mpsc::channel(EVENT_QUEUE);
     match &config.tls {
-        None => {
-            let assoc = start(rq, &config);
-            tokio::spawn(driver::run(
-                stream,
-                assoc,
-                req_rx,
-                ev_tx,
-                config.network_timeout,
-            ));
-        }
+        None => start(stream, rq, &config, req_rx, ev_tx),
         Some(tls) => {
             let stream = tls
                 .connect(addr, stream, config.timeouts.acse)
@@ -150,14 +141,7 @@ pub async fn associate(
                     addr: addr.to_owned(),
                     detail,
                 })?;
-            let assoc = start(rq, &config);
-            tokio::spawn(driver::run(
-                stream,
-                assoc,
-                req_rx,
-                ev_tx,
-                config.network_timeout,
-            ));
+            start(stream, rq, &config, req_rx, ev_tx);
         }
     }
     match ev_rx.recv().await {
@@ -183,12 +167,27 @@ pub async fn associate(
     }
 }
 
-/// The requestor's association, its transport just connected (Evt2).
-fn start(rq: AAssociateRq, config: &ClientConfig) -> Association {
+/// Starts the requestor's association on its connected transport (Evt2): its task sends
+/// the A-ASSOCIATE-RQ and then serves the channels.
+fn start<S>(
+    stream: S,
+    rq: AAssociateRq,
+    config: &ClientConfig,
+    requests: mpsc::Receiver<Request>,
+    events: mpsc::Sender<AssociationEvent>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let now = Instant::now();
     let mut assoc = Association::requestor(rq, config.timeouts, config.limits, now);
     assoc.transport_connected(now);
-    assoc
+    tokio::spawn(driver::run(
+        stream,
+        assoc,
+        requests,
+        events,
+        config.network_timeout,
+    ));
 }
 
 impl Client {
