@@ -494,3 +494,39 @@ def test_our_scu_to_pynetdicom_over_ssl(pki):
         assert results == [0]
     finally:
         server.shutdown()
+
+
+def test_ssl_style_descriptions(pki, tls_server):
+    """tls= also takes a mapping in the ssl module's words (what an SSLContext is built
+    from: certfile, keyfile, cafile, verify_mode, ...)."""
+    port, _ = tls_server(
+        TLS.from_ssl_args(
+            {
+                "certfile": str(pki.server.cert),
+                "keyfile": str(pki.server.key),
+                "cafile": str(pki.ca.path),
+                "verify_mode": ssl.CERT_REQUIRED,
+            },
+            server=True,
+        )
+    )
+    mutual = {
+        "cafile": pki.ca.path,
+        "certfile": pki.client.cert,
+        "keyfile": pki.client.key,
+        "minimum_version": ssl.TLSVersion.TLSv1_3,
+    }
+    with client_ae().associate("127.0.0.1", port, ae_title="TLS_SCP", tls=mutual) as assoc:
+        assert assoc.send_c_echo().Status == 0
+    # The server required a client certificate: without one, no association.
+    with pytest.raises((TLSError, AssociationAborted)):
+        echo(port, {"cafile": pki.ca.path})  # type: ignore[arg-type]
+    # CERT_NONE on a client: no check of the server (its CA is unknown here).
+    port, _ = tls_server(
+        {"certfile": pki.untrusted_server.cert, "keyfile": pki.untrusted_server.key}
+    )  # type: ignore[arg-type]
+    assert echo(port, {"verify_mode": ssl.CERT_NONE}) == 0  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="unknown keys"):
+        TLS.from_ssl_args({"ciphers": "ALL"}, server=False)
+    with pytest.raises(InvalidArgument, match="TLSv1_2 or TLSv1_3"):
+        TLS.from_ssl_args({"minimum_version": ssl.TLSVersion.TLSv1_1}, server=False)

@@ -404,7 +404,7 @@ class AE:
         max_pdu: int | None = None,
         ext_neg: Sequence[Any] | None = None,
         evt_handlers: Sequence[HandlerArg] | None = None,
-        tls: TLS | None = None,
+        tls: TLS | Mapping[str, Any] | None = None,
     ) -> Association:
         """Requests an association with the AE ``ae_title`` at ``addr:port``.
 
@@ -413,7 +413,7 @@ class AE:
         ``AcseTimeout`` or ``ConnectFailed`` (``TLSError`` for a failed TLS handshake)
         instead. With ``tls`` (a :class:`dimse.TLS`) the association runs over TLS.
         """
-        tls_config = _tls_config(tls, "associate()")
+        tls_config = _tls_config(tls, "associate()", server=False)
         called = _check_ae_title(ae_title, "called AE title")
         contexts = list(contexts) if contexts is not None else self._requested
         if not contexts:
@@ -493,7 +493,7 @@ class AE:
         storage: FileStorage | None = None,
         reuse_port: bool = False,
         forward: Forward | None = None,
-        tls: TLS | None = None,
+        tls: TLS | Mapping[str, Any] | None = None,
     ) -> Server | None:
         """Starts a server on ``address`` (host, port; port 0 picks a free one).
 
@@ -572,16 +572,21 @@ _NOTIFICATIONS = {
 _NOTIFICATION_KINDS = {event: kind for kind, event in _NOTIFICATIONS.items()}
 
 
-def _tls_config(tls: object, where: str) -> TLS | None:
+def _tls_config(tls: object, where: str, server: bool) -> TLS | None:
     if tls is None or isinstance(tls, TLS):
         return tls
+    if isinstance(tls, Mapping):
+        return TLS.from_ssl_args(tls, server=server)
     if isinstance(tls, ssl.SSLContext):
         raise InvalidArgument(
-            f"{where}: tls= takes a dimse.TLS, not an ssl.SSLContext (an SSLContext does not "
-            "give its certificates and keys back; build dimse.TLS(cert=..., key=..., ca=...) "
-            "from the same files)"
+            f"{where}: tls= takes a dimse.TLS or a mapping in the ssl module's words "
+            "({'certfile': ..., 'keyfile': ..., 'cafile': ...}), not an ssl.SSLContext: "
+            "an SSLContext does not give its certificates and keys back"
         )
-    raise InvalidArgument(f"{where}: tls= takes a dimse.TLS, not {type(tls).__name__}")
+    raise InvalidArgument(
+        f"{where}: tls= takes a dimse.TLS or a mapping of ssl-style arguments, "
+        f"not {type(tls).__name__}"
+    )
 
 
 def _host(addr: str) -> str:
@@ -696,10 +701,10 @@ class Server:
         storage: FileStorage | None = None,
         reuse_port: bool = False,
         forward: Forward | None = None,
-        tls: TLS | None = None,
+        tls: TLS | Mapping[str, Any] | None = None,
     ) -> None:
         self.ae = ae
-        tls_config = _tls_config(tls, "start_server()")
+        tls_config = _tls_config(tls, "start_server()", server=True)
         self._storage = storage
         self._forward = forward
         if storage is not None and forward is not None:

@@ -15,7 +15,9 @@ association is requested, so a wrong file fails there with a message naming it.
 from __future__ import annotations
 
 import os
-from typing import Literal
+import ssl
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from . import _core
 from .exceptions import InvalidArgument
@@ -114,6 +116,61 @@ class TLS:
         self.minimum_version = minimum_version
         self._server: _core.TlsServerConfig | None = None
         self._client: _core.TlsClientConfig | None = None
+
+    @classmethod
+    def from_ssl_args(cls, args: Mapping[str, Any], *, server: bool) -> TLS:
+        """A TLS from a description in the ``ssl`` module's words: ``certfile``,
+        ``keyfile``, ``cafile`` (as ``SSLContext.load_cert_chain`` and
+        ``load_verify_locations`` take them), ``verify_mode`` (``ssl.CERT_NONE``,
+        ``CERT_OPTIONAL``, ``CERT_REQUIRED``), ``check_hostname``, ``server_hostname``,
+        ``minimum_version`` (``ssl.TLSVersion.TLSv1_2`` or ``TLSv1_3``). ``server`` says
+        which role ``verify_mode`` is for. ``start_server``/``associate`` take such a
+        mapping as ``tls=`` too."""
+        known = {
+            "certfile", "keyfile", "cafile", "verify_mode", "check_hostname",
+            "server_hostname", "minimum_version",
+        }  # fmt: skip
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"TLS description: unknown keys {unknown}; known: {sorted(known)}"
+            )
+        mode = args.get("verify_mode", ssl.CERT_REQUIRED)
+        if mode not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+            raise InvalidArgument(f"TLS description: verify_mode {mode!r} is not an ssl.CERT_*")
+        version = args.get("minimum_version", ssl.TLSVersion.TLSv1_2)
+        versions = {ssl.TLSVersion.TLSv1_2: "1.2", ssl.TLSVersion.TLSv1_3: "1.3"}
+        if version not in versions:
+            raise InvalidArgument(
+                f"TLS description: minimum_version must be ssl.TLSVersion.TLSv1_2 or "
+                f"TLSv1_3 (BCP 195 allows nothing older), not {version!r}"
+            )
+        ca = args.get("cafile")
+        if server:
+            auth: ClientAuth | None = None
+            if ca is not None:
+                auth = {
+                    ssl.CERT_NONE: "none",
+                    ssl.CERT_OPTIONAL: "optional",
+                    ssl.CERT_REQUIRED: "required",
+                }[mode]  # type: ignore[assignment]
+            return cls(
+                cert=args.get("certfile"),
+                key=args.get("keyfile"),
+                ca=ca if auth != "none" else None,
+                client_auth=auth if auth != "none" else None,
+                minimum_version=versions[version],  # type: ignore[arg-type]
+            )
+        verify = mode != ssl.CERT_NONE
+        return cls(
+            cert=args.get("certfile"),
+            key=args.get("keyfile"),
+            ca=ca if verify else None,
+            verify=verify,
+            check_hostname=bool(args.get("check_hostname", True)),
+            server_hostname=args.get("server_hostname"),
+            minimum_version=versions[version],  # type: ignore[arg-type]
+        )
 
     def _server_config(self) -> _core.TlsServerConfig:
         """The server side, built (and checked) once."""
