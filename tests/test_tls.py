@@ -530,3 +530,55 @@ def test_ssl_style_descriptions(pki, tls_server):
         TLS.from_ssl_args({"ciphers": "ALL"}, server=False)
     with pytest.raises(InvalidArgument, match="TLSv1_2 or TLSv1_3"):
         TLS.from_ssl_args({"minimum_version": ssl.TLSVersion.TLSv1_1}, server=False)
+
+
+def test_qrscp_over_tls_moves_to_a_tls_destination(pki, storescp_tls, tmp_path):
+    """The whole archive over TLS: store into `dimse qrscp`, C-MOVE from it to a TLS
+    destination of its configuration (mutual TLS both ways: qrscp presents its node
+    certificate to the destination)."""
+    dest_port, dest_out = storescp_tls
+    config = tmp_path / "qrscp.toml"
+    config.write_text(
+        f'[destinations]\nDEST = {{ host = "127.0.0.1", port = {dest_port}, tls = true }}\n'
+    )
+    port = free_port()
+    log = (tmp_path / "qrscp.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "dimse", "qrscp", "--port", str(port), "--bind", "127.0.0.1",
+            "--data-dir", str(tmp_path / "archive"), "--config", str(config), "-ta", "5",
+            "--tls-cert", str(pki.node.cert), "--tls-key", str(pki.node.key),
+            "--tls-ca", str(pki.ca.path),
+        ],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, proc)
+        client = [
+            "--tls-ca",
+            pki.ca.path,
+            "--tls-cert",
+            pki.client.cert,
+            "--tls-key",
+            pki.client.key,
+        ]
+        ds = ct_dataset()
+        path = tmp_path / "ct.dcm"
+        save(ds, path)
+        done = dimse_app("storescu", "127.0.0.1", port, "-aec", "QRSCP", path, *client)
+        assert done.returncode == 0, done.stderr
+        done = dimse_app(
+            "movescu", "127.0.0.1", port, "-aec", "QRSCP", "-aem", "DEST",
+            "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={ds.StudyInstanceUID}",
+            *client,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        moved = [p for p in dest_out.iterdir() if not p.name.startswith(".")]
+        assert [dcmread(p).SOPInstanceUID for p in moved] == [ds.SOPInstanceUID]
+    finally:
+        stop(proc)
+        log.close()
+    # A TLS destination without --tls-ca is a usage error, said at start-up.
+    done = dimse_app("qrscp", "--port", "0", "--data-dir", tmp_path / "a2", "--config", config)
+    assert done.returncode == 2, done.stderr
+    assert "DEST use TLS: give --tls-ca" in done.stderr

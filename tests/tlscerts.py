@@ -75,6 +75,7 @@ class CA:
         sans: list[str],
         *,
         server: bool = True,
+        client: bool = False,
         days: int = 30,
         rsa_key: bool = False,
     ) -> Issued:
@@ -90,7 +91,9 @@ class CA:
                 alt.append(x509.IPAddress(ipaddress.ip_address(san)))
             except ValueError:
                 alt.append(x509.DNSName(san))
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        usages = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
+        if client or not server:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
         start = NOW - datetime.timedelta(days=1) if days > 0 else NOW - datetime.timedelta(days=10)
         end = NOW + datetime.timedelta(days=days) if days > 0 else NOW - datetime.timedelta(days=2)
         builder = (
@@ -103,7 +106,7 @@ class CA:
             .not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.ExtendedKeyUsage([usage]),
+                x509.ExtendedKeyUsage(usages),
                 critical=False,
             )
         )
@@ -127,6 +130,8 @@ class PKI:
     expired: Issued
     untrusted_server: Issued
     untrusted_client: Issued
+    #: A DICOM node's certificate: server and client (a qrscp moving to destinations).
+    node: Issued
 
 
 def make_pki(directory: Path) -> PKI:
@@ -142,4 +147,5 @@ def make_pki(directory: Path) -> PKI:
         expired=ca.issue("expired", ["localhost", "127.0.0.1"], days=0),
         untrusted_server=other.issue("untrusted-server", ["localhost", "127.0.0.1"]),
         untrusted_client=other.issue("untrusted-client", [], server=False),
+        node=ca.issue("node", ["localhost", "127.0.0.1"], client=True),
     )

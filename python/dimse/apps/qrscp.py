@@ -22,8 +22,13 @@ Configuration file (TOML), every key optional; options on the command line win:
     fsync = false
     layout = "study"          # or "flat"
 
-    [destinations]            # C-MOVE destinations: AE title = { host, port }
+    [destinations]            # C-MOVE destinations: AE title = { host, port[, tls] }
     STORESCP = { host = "127.0.0.1", port = 11113 }
+    ARCHIVE = { host = "archive.example.org", port = 2762, tls = true }
+
+A destination with ``tls = true`` is reached over TLS, as a client with the server's own
+--tls-cert/--tls-key (sent when the destination asks for a client certificate) and
+--tls-ca (which the destination's certificate must chain to).
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from pydicom.dataset import Dataset
 from dimse import AllStoragePresentationContexts, evt, sop
 from dimse.apps import common, scp
 from dimse.evt import Event
+from dimse.exceptions import InvalidArgument
 from dimse.presentation import DEFAULT_TRANSFER_SYNTAXES, build_context
 from dimse.qr import Index, IndexingError, InstanceRecord, QueryError
 from dimse.storage import FileStorage, StoredInstance
+from dimse.tls import TLS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -157,7 +164,7 @@ def load_config(path: Path) -> dict[str, Any]:
         raise common.UsageError(f"cannot read the configuration file: {e}") from e
     except tomllib.TOMLDecodeError as e:
         raise common.UsageError(f"{path}: not valid TOML: {e}") from e
-    unknown = set(config) - set(_CONFIG_KEYS) - {"destinations"}
+    unknown = set(config) - set(_CONFIG_KEYS) - {"destinations", "tls_destinations"}
     if unknown:
         raise common.UsageError(
             f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known keys: "
@@ -167,19 +174,25 @@ def load_config(path: Path) -> dict[str, Any]:
     if not isinstance(destinations, dict):
         raise common.UsageError(f"{path}: [destinations] must be a table of AE = {{host, port}}")
     checked: dict[str, tuple[str, int]] = {}
+    over_tls: set[str] = set()
     for title, where in destinations.items():
         if (
             not isinstance(where, dict)
             or not isinstance(where.get("host"), str)
             or not isinstance(where.get("port"), int)
             or not 1 <= where["port"] <= 65535
-            or set(where) - {"host", "port"}
+            or not isinstance(where.get("tls", False), bool)
+            or set(where) - {"host", "port", "tls"}
         ):
             raise common.UsageError(
-                f'{path}: destination {title!r} must be {{ host = "...", port = 1..65535 }}'
+                f'{path}: destination {title!r} must be {{ host = "...", port = 1..65535 '
+                "[, tls = true] }"
             )
         checked[_destination_title(title)] = (where["host"], where["port"])
+        if where.get("tls"):
+            over_tls.add(_destination_title(title))
     config["destinations"] = checked
+    config["tls_destinations"] = over_tls
     return config
 
 
@@ -201,6 +214,7 @@ def _parse_destination(text: str) -> tuple[str, tuple[str, int]]:
 def _resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Settings: the command line where given, else the configuration file, else defaults."""
     config = load_config(args.config) if args.config else {"destinations": {}}
+    args.tls_destinations = config.get("tls_destinations", set())
     for key, dest in _CONFIG_KEYS.items():
         if key in config and getattr(args, dest) is None:
             value = config[key]
@@ -239,9 +253,12 @@ class QRServer:
         ae_title: str,
         layout: str = "study",
         fsync: bool = False,
+        move_tls: dict[str, TLS] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.destinations = destinations
+        #: The TLS of the destinations reached over TLS, by AE title.
+        self.move_tls = move_tls or {}
         self.ae_title = ae_title
         data_dir.mkdir(parents=True, exist_ok=True)
         self.index = Index(data_dir)
@@ -321,15 +338,16 @@ class QRServer:
             LOGGER.warning("C-MOVE to unknown destination %r", event.move_destination)
             yield None, None
             return
+        tls = self.move_tls.get(str(event.move_destination).strip())
         try:
             records = self._matches(event)
         except QueryError as e:
             # The destination is known; the identifier is not: the failure comes after.
-            yield (*destination, {"contexts": [build_context(sop.Verification)]})
+            yield (*destination, {"contexts": [build_context(sop.Verification)], "tls": tls})
             yield 0
             yield _failure(e), None
             return
-        yield (*destination, {"contexts": _contexts_for(records)})
+        yield (*destination, {"contexts": _contexts_for(records), "tls": tls})
         yield len(records)
         for record in records:
             yield 0xFF00, record.path
@@ -419,7 +437,12 @@ def run(args: argparse.Namespace) -> int:
         assert workers is not None
         return workers
     server_state = QRServer(
-        args.data_dir, destinations, args.aetitle, layout=args.layout, fsync=args.fsync
+        args.data_dir,
+        destinations,
+        args.aetitle,
+        layout=args.layout,
+        fsync=args.fsync,
+        move_tls=_move_tls(args),
     )
     if not scp.is_worker():
         _report(out, server_state.index, server_state.index.reconcile(), args.data_dir)
@@ -432,6 +455,24 @@ def run(args: argparse.Namespace) -> int:
         return scp.serve(server, out, "qrscp")
     finally:
         server_state.index.close()
+
+
+def _move_tls(args: argparse.Namespace) -> dict[str, TLS]:
+    """The client TLS for the destinations marked ``tls = true``: our certificate and
+    key, and the CA bundle their certificates must chain to."""
+    if not args.tls_destinations:
+        return {}
+    if args.tls_ca is None:
+        raise common.UsageError(
+            f"destination(s) {', '.join(sorted(args.tls_destinations))} use TLS: give "
+            "--tls-ca (the CA bundle their certificates must chain to)"
+        )
+    try:
+        tls = TLS(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
+        tls._client_config()
+    except InvalidArgument as e:
+        raise common.UsageError(str(e)) from None
+    return dict.fromkeys(args.tls_destinations, tls)
 
 
 def _report(out: common.Console, index: Index, report: Any, data_dir: Path) -> None:
