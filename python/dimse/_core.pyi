@@ -13,6 +13,8 @@ __all__ = [
     "PduReader",
     "Responder",
     "Server",
+    "TlsClientConfig",
+    "TlsServerConfig",
     "__version__",
     "associate",
     "decode_command_set",
@@ -103,6 +105,7 @@ def associate(
     """Connect to ``address`` ("host:port") and negotiate; raises AssociationRejected,
     AssociationAborted, ConnectFailed or TLSError."""
 
+@final
 class TlsServerConfig:
     """A server's TLS configuration, checked when built."""
 
@@ -115,6 +118,7 @@ class TlsServerConfig:
         minimum_version: str = "1.2",
     ) -> TlsServerConfig: ...
 
+@final
 class TlsClientConfig:
     """A client's TLS configuration, checked when built."""
 
