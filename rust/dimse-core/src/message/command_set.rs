@@ -329,6 +329,14 @@ impl CommandSet {
     pub fn set_str(&mut self, element: u16, value: &str) -> Result<(), CommandError> {
         let info = element::lookup(element);
         let vr = info.map_or(Vr::LO, |e| e.vr);
+        // Found by the command_set fuzz target: a string written into a binary element
+        // (Command Group Length among them) made a command set that does not decode.
+        if matches!(vr, Vr::US | Vr::UL | Vr::AT) {
+            return Err(CommandError::InvalidValue {
+                keyword: keyword(element),
+                reason: format!("a {vr:?} element takes no string"),
+            });
+        }
         validate_str(info.map_or("(unknown element)", |e| e.keyword), vr, value)?;
         // Validated strings are short (at most 64 characters for UI/LO, 16 for AE): the
         // length checks of set_raw cannot fail, so append the value and its pad directly.
@@ -543,6 +551,11 @@ mod tests {
         assert!(cs.set_raw(tags::MESSAGE_ID, &[1, 2, 3, 4]).is_err());
         assert!(cs.set_raw(0x9999, &[1]).is_err());
         assert!(cs.set_ul(tags::COMMAND_GROUP_LENGTH, 4).is_err());
+        // Regression (fuzz, command_set): set_str went around the check above.
+        assert!(cs.set_str(tags::COMMAND_GROUP_LENGTH, "1.2").is_err());
+        assert!(cs.set_str(tags::MESSAGE_ID, "12").is_err());
+        assert!(!cs.contains(tags::COMMAND_GROUP_LENGTH));
+        assert_eq!(CommandSet::decode(&cs.encode()).as_ref(), Ok(&cs));
         assert!(cs.is_empty());
     }
 
