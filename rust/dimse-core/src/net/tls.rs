@@ -54,9 +54,18 @@ fn versions(min: MinVersion) -> &'static [&'static rustls::SupportedProtocolVers
 // ring rather than aws-lc-rs: it builds with a C compiler alone (no cmake, no Go), so
 // the wheel builds anywhere. Its lack of post-quantum key exchange is what the
 // deprecation note is about; PS3.15's profiles (BCP 195) do not ask for it.
+// X25519 first: the client sends a key share for the first group only, and ring's P-384
+// (its default order put it first) costs ~0.7 ms a handshake on each side, most of a TLS
+// association's set-up (benches/tls_vs_peers.py). Every group stays offered.
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(crypto::ring::default_provider())
+    let mut provider = crypto::ring::default_provider();
+    provider.kx_groups = vec![
+        crypto::ring::kx_group::X25519,
+        crypto::ring::kx_group::SECP256R1,
+        crypto::ring::kx_group::SECP384R1,
+    ];
+    Arc::new(provider)
 }
 
 /// Every certificate in a PEM bundle, in order.
