@@ -582,3 +582,33 @@ def test_qrscp_over_tls_moves_to_a_tls_destination(pki, storescp_tls, tmp_path):
     done = dimse_app("qrscp", "--port", "0", "--data-dir", tmp_path / "a2", "--config", config)
     assert done.returncode == 2, done.stderr
     assert "DEST use TLS: give --tls-ca" in done.stderr
+
+
+def test_native_forwarding_over_tls(pki, tls_server):
+    """A forwarding server (plain toward its clients) passes instances on over TLS; a
+    destination it cannot trust gets nothing, and the client a failure with the reason."""
+    from dimse.forward import Forward
+
+    dest_port, received = tls_server(TLS(cert=pki.server.cert, key=pki.server.key))
+    servers = []
+    try:
+        for ca in (pki.ca.path, pki.other_ca.path):
+            router = AE("ROUTER")
+            router.add_supported_context(sop.CTImageStorage, ExplicitVRLittleEndian)
+            forward = Forward("127.0.0.1", dest_port, "TLS_SCP", tls=TLS(ca=ca))
+            server = router.start_server(("127.0.0.1", 0), block=False, forward=forward)
+            assert server is not None
+            servers.append(server)
+        trusted, untrusted = (s.server_address[1] for s in servers)
+        ds = ct_dataset()
+        with client_ae().associate("127.0.0.1", trusted, ae_title="ROUTER") as assoc:
+            assert assoc.send_c_store(ds).Status == 0x0000
+        assert [r.SOPInstanceUID for r in received] == [ds.SOPInstanceUID]
+        with client_ae().associate("127.0.0.1", untrusted, ae_title="ROUTER") as assoc:
+            status = assoc.send_c_store(ct_dataset())
+        assert status.Status == 0xA700
+        assert "TLS" in str(status.ErrorComment), status.ErrorComment
+        assert len(received) == 1
+    finally:
+        for server in servers:
+            server.shutdown()

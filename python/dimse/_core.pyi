@@ -187,6 +187,7 @@ class Server:
         reuse_port: bool = False,
         forward: dict[str, Any] | None = None,
         tls: TlsServerConfig | None = None,
+        forward_tls: TlsClientConfig | None = None,
     ) -> Server: ...
     @property
     def address(self) -> tuple[str, int]: ...

@@ -750,6 +750,9 @@ class Server:
             on_stored=self._on_stored if storage and storage.on_stored else None,
             reuse_port=reuse_port,
             forward=forward.settings(ae_title) if forward is not None else None,
+            forward_tls=forward.tls._client_config()
+            if forward is not None and forward.tls is not None
+            else None,
             tls=None if tls_config is None else tls_config._server_config(),
         )
         self._update_core()

@@ -12,6 +12,8 @@ With ``spool`` (a folder), an instance the destination cannot take now (unreacha
 association refused, the link broken) is written there (fsynced) and acknowledged with
 success; the spool is sent again every ``retry_interval`` seconds, oldest first. Without
 it such an instance gets 0xA700 (Refused: Out of Resources) with the reason.
+With ``tls`` (a :class:`dimse.TLS` with ``ca``, and ``cert``/``key`` for a destination
+that wants a client certificate) the associations to the destination run over TLS.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dimse.tls import TLS
 
 __all__ = ["Forward"]
 
@@ -38,12 +43,18 @@ class Forward:
     dimse_timeout: float = 60.0
     spool: str | os.PathLike[str] | None = None
     retry_interval: float = 10.0
+    #: TLS toward the destination (None: plain TCP).
+    tls: TLS | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.port <= 65535:
             raise ValueError(f"port must be 1..65535, not {self.port}")
         if self.max_associations < 1:
             raise ValueError(f"max_associations must be at least 1, not {self.max_associations}")
+        from dimse.tls import TLS
+
+        if self.tls is not None and not isinstance(self.tls, TLS):
+            raise ValueError(f"tls must be a dimse.TLS, not {type(self.tls).__name__}")
         for name in ("idle_timeout", "dimse_timeout", "retry_interval"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds")

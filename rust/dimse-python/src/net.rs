@@ -927,7 +927,11 @@ struct ForwardSettings {
 }
 
 impl ForwardSettings {
-    fn destination(self, settings: &Settings) -> PyResult<Destination> {
+    fn destination(
+        self,
+        settings: &Settings,
+        tls: Option<dimse_core::net::tls::Connector>,
+    ) -> PyResult<Destination> {
         let title = |t: &str| {
             dimse_core::pdu::AeTitle::new(t)
                 .map_err(|e| raise(Kind::InvalidArgument, e.to_string()))
@@ -939,7 +943,7 @@ impl ForwardSettings {
             max_associations: self.max_associations.max(1),
             idle_timeout: seconds(Some(self.idle_timeout)).unwrap_or(Duration::from_secs(30)),
             dimse_timeout: seconds(Some(self.dimse_timeout)).unwrap_or(Duration::from_secs(60)),
-            config: settings.client_config(None),
+            config: settings.client_config(tls),
             spool: self.spool,
             retry_interval: seconds(Some(self.retry_interval)).unwrap_or(Duration::from_secs(10)),
         })
@@ -1175,7 +1179,7 @@ pub struct Server {
 #[pymethods]
 impl Server {
     #[new]
-    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None, reuse_port=false, forward=None, tls=None))]
+    #[pyo3(signature = (host, port, acceptor, settings, dispatch=None, hooks=None, native_echo=true, handler_threads=8, notify=None, storage=None, on_stored=None, reuse_port=false, forward=None, tls=None, forward_tls=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -1193,6 +1197,7 @@ impl Server {
         reuse_port: bool,
         forward: Option<&Bound<'_, PyAny>>,
         tls: Option<PyRef<'_, TlsServerConfig>>,
+        forward_tls: Option<PyRef<'_, TlsClientConfig>>,
     ) -> PyResult<Server> {
         let storage = match storage {
             Some(s) => {
@@ -1206,7 +1211,7 @@ impl Server {
         let forward = match forward {
             Some(f) => {
                 let f: ForwardSettings = depythonize(f, "forwarding settings")?;
-                let destination = f.destination(&settings)?;
+                let destination = f.destination(&settings, forward_tls.map(|t| t.inner.clone()))?;
                 // Its housekeeping task runs on the shared runtime.
                 let _inside = runtime().enter();
                 Some(Forwarder::start(destination))
