@@ -612,3 +612,34 @@ def test_native_forwarding_over_tls(pki, tls_server):
     finally:
         for server in servers:
             server.shutdown()
+
+
+def test_streamed_data_set_to_native_storage_over_tls(pki, tmp_path):
+    """A data set above the stream threshold goes to its file part by part as it
+    arrives through TLS: byte for byte what was sent."""
+    from dimse.storage import FileStorage
+
+    scp = AE("TLS_SCP")
+    scp.stream_threshold = 1 << 20
+    scp.add_supported_context(sop.CTImageStorage, ExplicitVRLittleEndian)
+    out = tmp_path / "out"
+    server = scp.start_server(
+        ("127.0.0.1", 0),
+        block=False,
+        storage=FileStorage(out),
+        tls=TLS(cert=pki.server.cert, key=pki.server.key),
+    )
+    assert server is not None
+    try:
+        ds = ct_dataset()
+        ds.Rows = ds.Columns = 2048
+        ds.PixelData = bytes(range(251)) * (2048 * 2048 * 2 // 251 + 1)
+        ds.PixelData = ds.PixelData[: 2048 * 2048 * 2]
+        port = server.server_address[1]
+        tls = TLS(ca=pki.ca.path)
+        with client_ae().associate("127.0.0.1", port, ae_title="TLS_SCP", tls=tls) as assoc:
+            assert assoc.send_c_store(ds).Status == 0x0000
+        stored = dcmread(out / f"{ds.SOPInstanceUID}.dcm")
+        assert stored.PixelData == ds.PixelData
+    finally:
+        server.shutdown()
