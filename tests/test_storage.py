@@ -4,12 +4,14 @@ statuses on write errors, names that never leave the folder."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from dimse import AE, _core, evt, sop
+from dimse import AE, Association, _core, evt, sop
 from dimse.exceptions import InvalidArgument, StorageFailed
 from dimse.storage import FileStorage, StoredInstance
 from peers import dcmtk_env, dcmtk_tool, free_port
@@ -234,10 +236,12 @@ server.shutdown()
 """
 
 
-def test_a_failed_write_is_out_of_resources_and_leaves_no_file(tmp_path):
-    out = tmp_path / "out"
+@contextlib.contextmanager
+def child_server(script: str, out: Path) -> Iterator[Association]:
+    """A storage SCP run by `script` in a child process (it prints its port and serves
+    until its stdin closes), and an association with it; the child must exit cleanly."""
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LIMITED_SERVER, str(out)],
+        [sys.executable, "-c", script, str(out)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -245,21 +249,27 @@ def test_a_failed_write_is_out_of_resources_and_leaves_no_file(tmp_path):
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        small, big = ct(1000), ct(200_000)
         ae = AE("STORESCU")
         ae.add_requested_context(sop.CTImageStorage, [ExplicitVRLittleEndian])
         with ae.associate(LOOPBACK, port, ae_title="STORESCP") as assoc:
-            rsp = assoc.send_c_store(big)
-            assert int(rsp.Status) == 0xA700
-            assert "cannot write" in str(rsp.ErrorComment)
-            assert int(assoc.send_c_store(small).Status) == 0
-        assert [p.name for p in files(out)] == [f"{small.SOPInstanceUID}.dcm"]
+            yield assoc
     finally:
         for pipe in (proc.stdin, proc.stdout):
             if pipe:
                 pipe.close()
         proc.wait(timeout=20)
     assert proc.returncode == 0
+
+
+def test_a_failed_write_is_out_of_resources_and_leaves_no_file(tmp_path):
+    out = tmp_path / "out"
+    small, big = ct(1000), ct(200_000)
+    with child_server(_LIMITED_SERVER, out) as assoc:
+        rsp = assoc.send_c_store(big)
+        assert int(rsp.Status) == 0xA700
+        assert "cannot write" in str(rsp.ErrorComment)
+        assert int(assoc.send_c_store(small).Status) == 0
+    assert [p.name for p in files(out)] == [f"{small.SOPInstanceUID}.dcm"]
     assert resource.getrlimit(resource.RLIMIT_FSIZE)[0] != 64 * 1024
 
 
@@ -384,27 +394,12 @@ def test_permission_denied_is_out_of_resources_and_leaves_no_file():
     out.mkdir()
     # Not writable by anyone but root (who is no longer root in the child).
     out.chmod(0o555)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _UNPRIVILEGED_SERVER, str(out)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        ae = AE("STORESCU")
-        ae.add_requested_context(sop.CTImageStorage, [ExplicitVRLittleEndian])
-        with ae.associate(LOOPBACK, port, ae_title="STORESCP") as assoc:
+        with child_server(_UNPRIVILEGED_SERVER, out) as assoc:
             rsp = assoc.send_c_store(ct(1000))
             assert int(rsp.Status) == 0xA700
             assert "ermission denied" in str(rsp.ErrorComment), rsp.ErrorComment
         assert list(out.iterdir()) == []
     finally:
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe:
-                pipe.close()
-        proc.wait(timeout=20)
         out.chmod(0o755)
         shutil.rmtree(top)
-    assert proc.returncode == 0
