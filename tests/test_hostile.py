@@ -221,6 +221,14 @@ def read_messages(s: socket.socket, count: int) -> list[dict]:
     return out
 
 
+def assert_echo_answered(s: socket.socket, message_id: int) -> None:
+    """The association still works: a C-ECHO-RQ on it gets its C-ECHO-RSP."""
+    s.sendall(echo_rq(message_id))
+    (response,) = read_messages(s, 1)
+    assert response["type"] == "C-ECHO-RSP"
+    assert response["message_id_being_responded_to"] == message_id
+
+
 def read_messages_from(raw: bytes) -> list[dict]:
     """The DIMSE messages one P-DATA-TF completes."""
     assembler = dimse.MessageAssembler()
@@ -996,10 +1004,7 @@ def test_c_cancel_for_an_unknown_message_id_is_ignored(port):
         s.sendall(cancel)
         assert quiet(s, 0.3)
         assert echo_ok(port)  # during
-        s.sendall(echo_rq(0x0121))
-        (response,) = read_messages(s, 1)
-        assert response["type"] == "C-ECHO-RSP"
-        assert response["message_id_being_responded_to"] == 0x0121
+        assert_echo_answered(s, 0x0121)
         assert quiet(s, 0.2)
         s.sendall(RELEASE_RQ)
         assert _recv_pdu(s) == RELEASE_RP
@@ -1140,10 +1145,7 @@ def test_responses_to_requests_never_sent_are_ignored(port):
         s.sendall(responses)
         assert quiet(s, 0.3)
         assert echo_ok(port)  # during
-        s.sendall(echo_rq(0x0100))
-        (response,) = read_messages(s, 1)
-        assert response["type"] == "C-ECHO-RSP"
-        assert response["message_id_being_responded_to"] == 0x0100
+        assert_echo_answered(s, 0x0100)
         s.sendall(RELEASE_RQ)
         assert _recv_pdu(s) == RELEASE_RP
     assert echo_ok(port)
